@@ -1,0 +1,56 @@
+"""VJP rules for reductions: sums broadcast back, max/min route to the chosen entries."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from funcgrad.rules.registry import defvjp
+
+
+def _expand_back(ct, x_shape, axes):
+    """Broadcast a reduced cotangent back over ``axes`` to ``x_shape``."""
+    kept = tuple(a for a in range(len(x_shape)) if a not in axes)
+    return lax.broadcast_in_dim(ct, x_shape, kept)
+
+
+@defvjp("reduce_sum")
+def reduce_sum_vjp(ct, x, *, out, axes, **params):
+    return (_expand_back(ct, np.shape(x), axes),)
+
+
+@defvjp("reduce_max")
+def reduce_max_vjp(ct, x, *, out, axes, **params):
+    # ties share the cotangent equally, as in JAX
+    return (_chooser_vjp(ct, x, out, axes),)
+
+
+defvjp("reduce_min", reduce_max_vjp)
+
+
+def _chooser_vjp(ct, x, out, axes):
+    x_shape = np.shape(x)
+    chosen = (x == _expand_back(out, x_shape, axes)).astype(jnp.result_type(ct))
+    counts = jnp.sum(chosen, axis=axes)
+    return chosen * _expand_back(ct / counts, x_shape, axes)
+
+
+@defvjp("reduce_prod")
+def reduce_prod_vjp(ct, x, *, out, axes, **params):
+    # d prod / d x_i = product of the other entries; computed without dividing by x_i,
+    # so zeros in x give the right answer (as JAX's rule does)
+    x_shape = np.shape(x)
+    axes = tuple(sorted(axes))
+    kept = [a for a in range(len(x_shape)) if a not in axes]
+    perm = kept + list(axes)
+    xt = lax.transpose(x, perm)
+    n_kept = int(np.prod([x_shape[a] for a in kept], dtype=np.int64))
+    n_red = int(np.prod([x_shape[a] for a in axes], dtype=np.int64))
+    flat = lax.reshape(xt, (n_kept, n_red))
+    ones = jnp.ones((n_kept, 1), flat.dtype)
+    before = jnp.concatenate([ones, lax.cumprod(flat, axis=1)[:, :-1]], axis=1)
+    after = jnp.concatenate([lax.cumprod(flat, axis=1, reverse=True)[:, 1:], ones], axis=1)
+    others = lax.reshape(before * after, [x_shape[a] for a in perm])
+    others = lax.transpose(others, tuple(np.argsort(perm)))
+    return (others * _expand_back(ct, x_shape, axes),)

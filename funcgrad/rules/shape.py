@@ -1,0 +1,112 @@
+"""VJP rules for shape and dtype primitives.
+
+These are linear maps that only move, copy or drop entries, so each VJP is the
+map's transpose: a reshape goes back to the old shape (whatever strides the
+array had: ``reshape`` of a transposed array is transposed back by the
+``transpose`` rule), a broadcast sums over the broadcast axes, a slice pads
+with zeros, a pad slices.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from funcgrad.rules.registry import defvjp
+
+
+@defvjp("reshape")
+def reshape_vjp(ct, x, *dyn, out, new_sizes, dimensions, **params):
+    if dimensions is not None:  # reshape of transpose(x, dimensions)
+        ct = lax.reshape(ct, [np.shape(x)[d] for d in dimensions])
+        return (lax.transpose(ct, np.argsort(dimensions)), *[None] * len(dyn))
+    return (lax.reshape(ct, np.shape(x)), *[None] * len(dyn))
+
+
+@defvjp("transpose")
+def transpose_vjp(ct, x, *, out, permutation, **params):
+    return (lax.transpose(ct, tuple(np.argsort(permutation))),)
+
+
+@defvjp("broadcast_in_dim")
+def broadcast_in_dim_vjp(ct, x, *dyn, out, shape, broadcast_dimensions, **params):
+    # sum over the new axes and over the size-1 axes that were stretched
+    x_shape = np.shape(x)
+    unit_dims = [i for i, d in enumerate(x_shape) if d == 1]
+    kept = tuple(d for i, d in enumerate(broadcast_dimensions) if i not in unit_dims)
+    summed = tuple(a for a in range(len(shape)) if a not in kept)
+    ct_x = jnp.sum(ct, axis=summed) if summed else ct
+    return (lax.reshape(ct_x, x_shape), *[None] * len(dyn))
+
+
+@defvjp("squeeze")
+def squeeze_vjp(ct, x, *, out, dimensions, **params):
+    return (lax.reshape(ct, np.shape(x)),)
+
+
+@defvjp("convert_element_type")
+def convert_element_type_vjp(ct, x, *, out, new_dtype, **params):
+    # the cast back to x's dtype happens in the reverse sweep; integer x gets nothing
+    if not jnp.issubdtype(jnp.result_type(x), jnp.inexact):
+        return (None,)
+    return (ct,)
+
+
+@defvjp("copy")
+def copy_vjp(ct, x, *, out, **params):
+    return (ct,)
+
+defvjp("optimization_barrier", lambda ct, *xs, out, **params: list(ct))
+
+
+@defvjp("reduce_precision")
+def reduce_precision_vjp(ct, x, *, out, exponent_bits, mantissa_bits, **params):
+    # a linear map in JAX's convention: the cotangent is rounded the same way
+    return (lax.reduce_precision(ct, exponent_bits=exponent_bits, mantissa_bits=mantissa_bits),)
+
+
+@defvjp("rev")
+def rev_vjp(ct, x, *, out, dimensions, **params):
+    return (lax.rev(ct, dimensions),)
+
+
+@defvjp("slice")
+def slice_vjp(ct, x, *, out, start_indices, limit_indices, strides, **params):
+    # scatter the slice back into zeros: pad low by start, high by what is left, interior by stride - 1
+    x_shape = np.shape(x)
+    strides = strides or (1,) * len(x_shape)
+    config = []
+    for n, start, limit, stride, m in zip(x_shape, start_indices, limit_indices, strides, np.shape(ct)):
+        real_limit = start + (m - 1) * stride + 1 if m > 0 else start
+        config.append((start, n - real_limit, stride - 1) if m > 0 else (start, n - start, 0))
+    if any(m == 0 for m in np.shape(ct)):
+        return (jnp.zeros(x_shape, jnp.result_type(ct)),)
+    return (lax.pad(ct, jnp.zeros((), jnp.result_type(ct)), config),)
+
+
+@defvjp("pad")
+def pad_vjp(ct, x, padding_value, *, out, padding_config, **params):
+    # undo negative padding by zero-padding, then take every (interior+1)-th entry
+    lo, hi, interior = zip(*padding_config) if padding_config else ((), (), ())
+    unpadded = lax.pad(ct, jnp.zeros((), jnp.result_type(ct)), [(-a, -b, 0) for a, b in zip(lo, hi)])
+    ct_x = lax.slice(unpadded, [0] * len(lo), unpadded.shape, [i + 1 for i in interior])
+    # every entry of the output that did not come from x came from the padding value
+    ct_pad = jnp.sum(ct) - jnp.sum(ct_x)
+    return ct_x, ct_pad
+
+
+@defvjp("concatenate")
+def concatenate_vjp(ct, *xs, out, dimension, **params):
+    cts, start = [], 0
+    for x in xs:
+        size = np.shape(x)[dimension]
+        cts.append(lax.slice_in_dim(ct, start, start + size, axis=dimension))
+        start += size
+    return cts
+
+
+@defvjp("split")
+def split_vjp(ct, x, *, out, sizes, axis, **params):
+    return (lax.concatenate(list(ct), axis),)
+

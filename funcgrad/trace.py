@@ -1,0 +1,352 @@
+"""Function + example arguments -> funcgrad ``Graph``.
+
+This is the only module that reads JAX's jaxprs or calls JAX internals. JAX
+changes its jaxpr format between releases (``pjit`` became ``jit``,
+``custom_vjp_call_jaxpr`` became ``custom_vjp_call``, thunks were renamed);
+every such difference is absorbed here, and every other module sees only
+``funcgrad.ir``.
+
+Conversion choices:
+  * nested ``jit``/``pjit``/``closed_call`` calls are *inlined*; each inlined
+    equation keeps ``jit(name)`` in its ``Source.scope`` so printing and drawing
+    can group or collapse them.
+  * ``custom_jvp_call``, ``custom_vjp_call``, ``checkpoint`` and control flow
+    (``scan``, ``cond``, ``while``) stay single equations whose nested programs
+    are ``Graph`` values in ``params``.
+  * every equation's ``impl`` binds the original JAX primitive with its original
+    parameters, so the forward pass computes exactly what JAX computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from funcgrad.errors import TracingError
+from funcgrad.ir import Atom, Eqn, Graph, Literal, Source, Type, Var
+
+from jax._src import core as _core
+from jax._src import source_info_util as _source_info
+
+JAX_VERSION = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit())
+
+# Call primitives whose body is inlined into the enclosing graph.
+_INLINED_CALLS = {"pjit", "jit", "closed_call", "core_call", "remat_call"}
+# Names JAX has used for the same primitive across releases -> funcgrad's name.
+_CANONICAL_NAMES = {
+    "pjit": "jit",
+    "custom_vjp_call_jaxpr": "custom_vjp_call",
+    "remat": "checkpoint",
+    "remat2": "checkpoint",
+}
+
+
+# --------------------------------------------------------------------------- types
+
+
+def type_of(x) -> Type:
+    """funcgrad ``Type`` of an array, tracer, Python scalar or abstract value."""
+    aval = x if isinstance(x, _core.AbstractValue) else _core.get_aval(x)
+    shape = tuple(int(d) for d in getattr(aval, "shape", ()))
+    dtype = getattr(aval, "dtype", np.dtype(np.float32))
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:  # extended dtypes (PRNG keys) stay as JAX's dtype objects
+        pass
+    return Type(shape, dtype, bool(getattr(aval, "weak_type", False)))
+
+
+def _is_jaxpr(x) -> bool:
+    return isinstance(x, (_core.Jaxpr, _core.ClosedJaxpr))
+
+
+# --------------------------------------------------------------------- conversion
+
+
+@dataclasses.dataclass
+class _Context:
+    """Conversion state for one graph: JAX atoms -> funcgrad atoms, collected consts."""
+
+    env: dict
+    constvars: list
+    consts: list
+    scope: str
+
+
+def jaxpr_to_graph(jaxpr, consts: Sequence[Any] = ()) -> Graph:
+    """Convert a ``ClosedJaxpr`` (or a ``Jaxpr`` plus its consts) into a ``Graph``."""
+    if isinstance(jaxpr, _core.ClosedJaxpr):
+        jaxpr, consts = jaxpr.jaxpr, jaxpr.consts
+    ctx = _Context(env={}, constvars=[], consts=[], scope="")
+    for v, c in zip(jaxpr.constvars, consts):
+        cv = Var(_var_type(v))
+        ctx.env[v] = cv
+        ctx.constvars.append(cv)
+        ctx.consts.append(c)
+    inputs = []
+    for v in jaxpr.invars:
+        nv = Var(_var_type(v))
+        ctx.env[v] = nv
+        inputs.append(nv)
+    eqns: list[Eqn] = []
+    _convert_eqns(jaxpr.eqns, ctx, eqns)
+    outputs = tuple(_read(ctx, v) for v in jaxpr.outvars)
+    return Graph(tuple(inputs), tuple(eqns), outputs, tuple(ctx.constvars), tuple(ctx.consts))
+
+
+def _var_type(v) -> Type:
+    return type_of(v.aval)
+
+
+def _read(ctx: _Context, v) -> Atom:
+    if isinstance(v, _core.Literal):
+        return Literal(v.val, type_of(v.aval))
+    return ctx.env[v]
+
+
+def _convert_eqns(jax_eqns, ctx: _Context, out: list[Eqn]) -> None:
+    for e in jax_eqns:
+        name = e.primitive.name
+        inputs = tuple(_read(ctx, v) for v in e.invars)
+        if name in _INLINED_CALLS:
+            _inline_call(e, inputs, ctx, out)
+            continue
+        outputs = tuple(Var(_var_type(v)) for v in e.outvars)
+        for v, nv in zip(e.outvars, outputs):
+            if not isinstance(v, _core.DropVar):
+                ctx.env[v] = nv
+        out.append(
+            Eqn(
+                primitive=_CANONICAL_NAMES.get(name, name),
+                inputs=inputs,
+                outputs=outputs,
+                params=_convert_params(name, e.params),
+                impl=_bind_impl(e.primitive, e.params),
+                source=_source_of(e, ctx.scope),
+            )
+        )
+
+
+def _inline_call(e, inputs, ctx: _Context, out: list[Eqn]) -> None:
+    sub = e.params.get("jaxpr", e.params.get("call_jaxpr"))
+    if isinstance(sub, _core.ClosedJaxpr):
+        sub_jaxpr, sub_consts = sub.jaxpr, sub.consts
+    else:
+        sub_jaxpr, sub_consts = sub, ()
+    label = e.params.get("name", e.primitive.name)
+    inner = _Context(env={}, constvars=ctx.constvars, consts=ctx.consts, scope=_join(ctx.scope, str(e.source_info.name_stack), f"jit({label})"))
+    for v, c in zip(sub_jaxpr.constvars, sub_consts):
+        cv = Var(_var_type(v))
+        inner.env[v] = cv
+        ctx.constvars.append(cv)
+        ctx.consts.append(c)
+    for v, a in zip(sub_jaxpr.invars, inputs):
+        inner.env[v] = a
+    _convert_eqns(sub_jaxpr.eqns, inner, out)
+    for v, inner_v in zip(e.outvars, sub_jaxpr.outvars):
+        if not isinstance(v, _core.DropVar):
+            ctx.env[v] = _read(inner, inner_v)
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p for p in parts if p)
+
+
+def _convert_params(name: str, params) -> dict:
+    """JAX params -> funcgrad params: nested jaxprs become Graphs; rule handles are added."""
+    converted = {}
+    for key, value in params.items():
+        if _is_jaxpr(value):
+            converted[key] = jaxpr_to_graph(value)
+        elif isinstance(value, tuple) and value and all(_is_jaxpr(v) for v in value):
+            converted[key] = tuple(jaxpr_to_graph(v) for v in value)
+        elif key in ("jvp_jaxpr_fun", "jvp_jaxpr_thunk", "fwd_jaxpr_thunk", "bwd", "out_trees"):
+            continue  # replaced by the rule handles below
+        else:
+            converted[key] = value
+    if name == "custom_jvp_call":
+        converted["call"] = converted.pop("call_jaxpr")
+        converted["jvp"] = CustomJVPRule(params)
+        converted.setdefault("name", converted["jvp"].name)
+    elif name in ("custom_vjp_call", "custom_vjp_call_jaxpr"):
+        converted["call"] = converted.pop("call_jaxpr", None) or converted.pop("fun_jaxpr")
+        converted["vjp"] = CustomVJPRule(params)
+        converted.setdefault("name", converted["vjp"].name)
+    elif name in ("checkpoint", "remat", "remat2"):
+        converted["body"] = converted.pop("jaxpr")
+    return converted
+
+
+def _bind_impl(primitive, params) -> Callable[..., list]:
+    """Evaluate ``primitive`` the way ``jax.core.eval_jaxpr`` does."""
+
+    def impl(*args):
+        bind_params = primitive.get_bind_params(params)
+        if isinstance(bind_params, tuple):  # jax < 0.7 returned (subfuns, params)
+            subfuns, bind_params = bind_params
+            args = (*subfuns, *args)
+        out = primitive.bind(*args, **bind_params)
+        return list(out) if primitive.multiple_results else [out]
+
+    return impl
+
+
+def _source_of(e, scope: str) -> Source:
+    info = e.source_info
+    frame = _source_info.user_frame(info.traceback) if info.traceback is not None else None
+    stack = _join(scope, str(info.name_stack))
+    if frame is None:
+        return Source(scope=stack)
+    return Source(frame.file_name, frame.start_line, frame.function_name, stack)
+
+
+# -------------------------------------------------------------- custom derivatives
+
+
+class CustomJVPRule:
+    """The JVP rule of a ``custom_jvp`` function, as funcgrad graphs.
+
+    ``graph(primal_types)`` traces the user's rule into a ``Graph`` taking
+    ``(*primals, *tangents)`` and returning ``(*primal_outs, *tangent_outs)``.
+    Integer inputs get no tangent input; integer outputs no tangent output
+    (``out_zeros`` marks the outputs whose tangent is a symbolic zero).
+    """
+
+    def __init__(self, params):
+        self._fun = params.get("jvp_jaxpr_fun", params.get("jvp_jaxpr_thunk"))
+        self.num_consts = params["num_consts"]
+        self.name = params.get("name") or _fun_name(self._fun)
+
+    def graph(self, tangent_is_zero: Sequence[bool]) -> tuple[Graph, list[bool]]:
+        fun = self._fun
+        call = getattr(fun, "call_wrapped", fun)
+        result = call(*tangent_is_zero)
+        if len(result) == 3:
+            jaxpr, consts, out_zeros = result
+        else:  # older releases returned (jaxpr, consts) and no symbolic output zeros
+            (jaxpr, consts), out_zeros = result, None
+        graph = jaxpr_to_graph(jaxpr, consts)
+        if out_zeros is None:
+            out_zeros = [False] * (len(graph.outputs) // 2)
+        return graph, list(out_zeros)
+
+    def __repr__(self):
+        return self.name
+
+
+class CustomVJPRule:
+    """The fwd/bwd pair of a ``custom_vjp`` function.
+
+    ``fwd_graph(nonzeros)`` is the user's ``fwd`` traced into a ``Graph`` whose
+    outputs are the residuals it computes followed by the primal outputs;
+    ``residuals`` reassembles all residuals (some are inputs forwarded as-is);
+    ``bwd(residuals, cts)`` runs the user's ``bwd`` and returns one cotangent
+    per non-const input, ``None`` for a zero.
+    """
+
+    def __init__(self, params):
+        self._fwd = params["fwd_jaxpr_thunk"]
+        self._bwd = params["bwd"]
+        self._out_trees = params["out_trees"]
+        self.num_consts = params["num_consts"]
+        self.symbolic_zeros = params.get("symbolic_zeros", False)
+        self.name = params.get("name") or _fun_name(self._bwd)
+
+    def fwd_graph(self, nonzeros: Sequence[bool]) -> Graph:
+        call = getattr(self._fwd, "call_wrapped", self._fwd)
+        jaxpr, consts = call(*nonzeros)
+        return jaxpr_to_graph(jaxpr, consts)
+
+    def residuals(self, fwd_outputs: Sequence[Any], primals: Sequence[Any]) -> tuple[list, list]:
+        """Split fwd's outputs into (all residuals, primal outputs)."""
+        trees = self._out_trees()
+        _, res_tree, input_fwds = trees if len(trees) == 3 else (*trees, None)
+        if input_fwds is None:
+            input_fwds = [None] * res_tree.num_leaves
+        num_computed = res_tree.num_leaves - sum(f is not None for f in input_fwds)
+        computed, outs = list(fwd_outputs[:num_computed]), list(fwd_outputs[num_computed:])
+        it = iter(computed)
+        res = [next(it) if f is None else primals[f] for f in input_fwds]
+        return res, outs
+
+    def bwd(self, residuals: Sequence[Any], cts: Sequence[Any]) -> list:
+        call = getattr(self._bwd, "call_wrapped", self._bwd)
+        try:
+            cts_in = call(*residuals, *cts)
+        except (TypeError, ValueError) as err:
+            raise TracingError(
+                f"the custom_vjp backward rule of {self.name!r} failed: {err}\n"
+                "  fix: bwd(residuals, g) must return a tuple with one cotangent per primal "
+                "input of the function (None for no gradient), each shaped like that input."
+            ) from err
+        return [_none_if_zero(c) for c in cts_in]
+
+    def __repr__(self):
+        return self.name
+
+
+def _none_if_zero(ct):
+    if ct is None or type(ct).__name__ in ("Zero", "SymbolicZero"):
+        return None
+    if getattr(ct, "dtype", None) == jax.dtypes.float0:
+        return None
+    return ct
+
+
+def _fun_name(fun) -> str:
+    info = getattr(fun, "debug_info", None)
+    return getattr(info, "func_name", None) or getattr(fun, "__name__", "custom")
+
+
+# ------------------------------------------------------------------------ tracing
+
+
+@dataclasses.dataclass(frozen=True)
+class Traced:
+    """A traced function: its graph and the pytree structure of its output."""
+
+    graph: Graph
+    out_tree: Any
+
+
+def trace_flat(fun: Callable, flat_args: Sequence[Any]) -> Traced:
+    """Trace ``fun(*flat_args)`` abstractly (like ``jax.jit``) into a ``Graph``; ``fun`` may return a pytree."""
+    store = {}
+
+    def flat_fun(*flat):
+        leaves, store["out_tree"] = jax.tree_util.tree_flatten(fun(*flat))
+        return leaves
+
+    try:
+        closed = jax.make_jaxpr(flat_fun)(*flat_args)
+    except jax.errors.ConcretizationTypeError as err:
+        raise TracingError(_python_control_flow_message(err)) from err
+    return Traced(jaxpr_to_graph(closed), store["out_tree"])
+
+
+def _python_control_flow_message(err: Exception) -> str:
+    where = _user_line_of(err.__traceback__)
+    first = str(err).strip().splitlines()[0]
+    return (
+        f"funcgrad traces your function abstractly (like jax.jit), so Python control flow on a traced "
+        f"value cannot work.\n  at: {where}\n  JAX said: {first}\n"
+        "  fix: use jnp.where(cond, a, b) for elementwise choices, lax.cond / lax.switch for branches, "
+        "lax.fori_loop / lax.scan for loops; or pass the value as a non-differentiated Python scalar."
+    )
+
+
+def _user_line_of(tb) -> str:
+    """The innermost traceback frame outside JAX and funcgrad, as ``file:line``."""
+    where = "<unknown>"
+    for frame in traceback.extract_tb(tb):
+        f = frame.filename
+        if "/jax/" in f or "/jaxlib/" in f or "/funcgrad/" in f or f.startswith("<frozen"):
+            continue
+        where = f"{f}:{frame.lineno} ({frame.line})"
+    return where

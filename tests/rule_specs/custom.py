@@ -1,0 +1,66 @@
+"""Rows for custom_jvp / custom_vjp functions: funcgrad must use the user's rule, not the primal body."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from tests.rule_specs import RuleSpec, fixed, unary
+
+
+@jax.custom_jvp
+def clip_gradient(x):
+    return x
+
+
+@clip_gradient.defjvp
+def _clip_gradient_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return x, t * 0.5  # a rule that differs from the body's derivative (1)
+
+
+@jax.custom_jvp
+def pow_n(x, n):
+    return x**n
+
+
+@pow_n.defjvp
+def _pow_n_jvp(primals, tangents):
+    x, n = primals
+    return pow_n(x, n), n * x ** (n - 1) * tangents[0]
+
+
+@jax.custom_vjp
+def scaled_sin(x, y):
+    return jnp.sin(x) * y
+
+
+def _scaled_sin_fwd(x, y):
+    return scaled_sin(x, y), (jnp.cos(x), y, jnp.sin(x))
+
+
+def _scaled_sin_bwd(res, g):
+    cos_x, y, sin_x = res
+    return g * cos_x * y * 2.0, g * sin_x  # deliberately not the true derivative in x: bwd must be used
+
+
+scaled_sin.defvjp(_scaled_sin_fwd, _scaled_sin_bwd)
+
+
+@jax.custom_vjp
+def two_outputs(x):
+    return jnp.exp(x), x * 3
+
+
+two_outputs.defvjp(lambda x: (two_outputs(x), x), lambda x, g: (g[0] * x + g[1],))
+
+
+SPECS = [
+    RuleSpec("custom_jvp_call", jax.nn.relu, unary(), name="relu", kinks=[([0.0, -1.0, 1.0],)]),
+    RuleSpec("custom_jvp_call", clip_gradient, unary(), name="custom_jvp_rule_differs"),
+    RuleSpec("custom_jvp_call", lambda x: pow_n(x, 3), unary(), name="custom_jvp_int_arg"),
+    RuleSpec("custom_vjp_call", scaled_sin, lambda rng, dt, case: None if case != "random" else [rng.normal(size=(3,)).astype(dt), rng.normal(size=(3,)).astype(dt)], name="custom_vjp"),
+    RuleSpec("custom_vjp_call", lambda x: sum(two_outputs(x)), unary(), name="custom_vjp_two_outputs"),
+    RuleSpec("add_any", lambda x: lax.add_any_p.bind(x, x * 2) if hasattr(lax, "add_any_p") else jax._src.ad_util.add_jaxvals_p.bind(x, x * 2), unary()),
+]
+_ = np
