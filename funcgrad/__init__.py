@@ -7,6 +7,7 @@ Public surface:
 """
 
 from funcgrad import rules as _rules  # noqa: F401  (fills the rule table)
+from funcgrad.cache import cache_info, clear_cache
 from funcgrad.api import grad, hessian, jacobian, jacrev, trace, value_and_grad, vjp
 from funcgrad.errors import (
     FuncgradError,
@@ -31,6 +32,8 @@ __all__ = [
     "Type",
     "UnsupportedPrimitiveError",
     "Var",
+    "cache_info",
+    "clear_cache",
     "defvjp",
     "defzero",
     "grad",

@@ -24,6 +24,7 @@ import numpy as np
 
 from funcgrad import trace as _trace
 from funcgrad.backprop import vjp_graph
+from funcgrad.cache import signature_key, trace_cache
 from funcgrad.errors import InputError
 from funcgrad.ir import Graph
 
@@ -103,13 +104,14 @@ class _Call:
         names = _arg_names(fun, len(args))
         self.leaves, self.tree = tree_util.tree_flatten((tuple(args), kwargs))
         paths = [p for p, _ in tree_util.tree_flatten_with_path((tuple(args), kwargs))[0]]
-        self.traced_idx, self.wrt, self.diff_leaf_idx = [], [], []
+        self.traced_idx, self.wrt, self.diff_leaf_idx, self.diff_leaf_argnum = [], [], [], []
         for i, (path, leaf) in enumerate(zip(paths, self.leaves)):
             top = path[0].idx  # 0: positional, 1: keyword
             argnum = path[1].idx if top == 0 else None
             if top == 0 and argnum in argnums:
                 name = names[argnum] + tree_util.keystr(path[2:])
                 self.diff_leaf_idx.append(i)
+                self.diff_leaf_argnum.append(argnum)
                 self.traced_idx.append(i)
                 self.wrt.append(_check_diff_leaf(name, leaf, allow_int))
             elif _is_array(leaf):
@@ -128,7 +130,10 @@ class _Call:
 
 
 def _trace_call(call: _Call) -> tuple[Graph, Any]:
-    traced = _trace.trace_flat(call.flat_fun, call.traced_values())
+    key = signature_key(call.fun, call.tree, call.leaves, call.traced_idx)
+    traced = trace_cache.get_or_trace(
+        key, lambda: _trace.trace_flat(call.flat_fun, call.traced_values()), lambda t: t.graph.consts
+    )
     return traced.graph, traced.out_tree
 
 
@@ -175,13 +180,12 @@ def _zero_grad(leaf):
 
 
 def _regroup(grads: list, call: _Call):
-    """Flat gradient leaves -> one pytree per differentiated argument."""
+    """Flat gradient leaves -> one pytree per differentiated argument, in ``argnums`` order."""
     args, _ = tree_util.tree_unflatten(call.tree, call.leaves)
-    it = iter(grads)
     per_arg = []
     for n in call.argnums:
-        sub = tree_util.tree_structure(args[n])
-        per_arg.append(tree_util.tree_unflatten(sub, [next(it) for _ in range(sub.num_leaves)]))
+        leaves = [g for g, a in zip(grads, call.diff_leaf_argnum) if a == n]
+        per_arg.append(tree_util.tree_unflatten(tree_util.tree_structure(args[n]), leaves))
     return per_arg
 
 

@@ -69,8 +69,8 @@ def _format_eqn(eqn: Eqn, binder, atom, namer, pad, types, source, scopes) -> li
             nested.append((k, [v]))
         elif isinstance(v, tuple) and v and all(isinstance(g, Graph) for g in v):
             nested.append((k, list(v)))
-        elif v is None or k in ("out_sharding", "sharding", "accuracy", "precision") and v is None:
-            continue
+        elif v is None or (k in ("num_consts", "symbolic_zeros") and not v):
+            continue  # defaults that only add noise
         else:
             simple.append(f"{k}={_param_str(v)}")
     head = eqn.primitive + (f"[{' '.join(simple)}]" if simple else "")

@@ -110,7 +110,7 @@ def _read(ctx: _Context, v) -> Atom:
     return ctx.env[v]
 
 
-def _convert_eqns(jax_eqns, ctx: _Context, out: list[Eqn]) -> None:
+def _convert_eqns(jax_eqns, ctx: _Context, out: list[Eqn], fallback: Source | None = None) -> None:
     for e in jax_eqns:
         name = e.primitive.name
         inputs = tuple(_read(ctx, v) for v in e.invars)
@@ -128,7 +128,7 @@ def _convert_eqns(jax_eqns, ctx: _Context, out: list[Eqn]) -> None:
                 outputs=outputs,
                 params=_convert_params(name, e.params),
                 impl=_bind_impl(e.primitive, e.params),
-                source=_source_of(e, ctx.scope),
+                source=_source_of(e, ctx.scope, fallback),
             )
         )
 
@@ -148,7 +148,7 @@ def _inline_call(e, inputs, ctx: _Context, out: list[Eqn]) -> None:
         ctx.consts.append(c)
     for v, a in zip(sub_jaxpr.invars, inputs):
         inner.env[v] = a
-    _convert_eqns(sub_jaxpr.eqns, inner, out)
+    _convert_eqns(sub_jaxpr.eqns, inner, out, fallback=_source_of(e, ctx.scope))
     for v, inner_v in zip(e.outvars, sub_jaxpr.outvars):
         if not isinstance(v, _core.DropVar):
             ctx.env[v] = _read(inner, inner_v)
@@ -171,16 +171,23 @@ def _convert_params(name: str, params) -> dict:
         else:
             converted[key] = value
     if name == "custom_jvp_call":
+        converted = {"name": _jaxpr_name(params["call_jaxpr"]), **converted}
         converted["call"] = converted.pop("call_jaxpr")
         converted["jvp"] = CustomJVPRule(params)
-        converted.setdefault("name", converted["jvp"].name)
     elif name in ("custom_vjp_call", "custom_vjp_call_jaxpr"):
-        converted["call"] = converted.pop("call_jaxpr", None) or converted.pop("fun_jaxpr")
+        call_key = "call_jaxpr" if "call_jaxpr" in params else "fun_jaxpr"
+        converted = {"name": _jaxpr_name(params[call_key]), **converted}
+        converted["call"] = converted.pop(call_key)
         converted["vjp"] = CustomVJPRule(params)
-        converted.setdefault("name", converted["vjp"].name)
     elif name in ("checkpoint", "remat", "remat2"):
         converted["body"] = converted.pop("jaxpr")
     return converted
+
+
+def _jaxpr_name(jaxpr) -> str:
+    inner = getattr(jaxpr, "jaxpr", jaxpr)
+    info = getattr(inner, "debug_info", None)
+    return getattr(info, "func_name", None) or "custom"
 
 
 def _bind_impl(primitive, params) -> Callable[..., list]:
@@ -197,11 +204,13 @@ def _bind_impl(primitive, params) -> Callable[..., list]:
     return impl
 
 
-def _source_of(e, scope: str) -> Source:
+def _source_of(e, scope: str, fallback: Source | None = None) -> Source:
     info = e.source_info
     frame = _source_info.user_frame(info.traceback) if info.traceback is not None else None
     stack = _join(scope, str(info.name_stack))
     if frame is None:
+        if fallback is not None and fallback.file is not None:
+            return Source(fallback.file, fallback.line, fallback.function, stack)
         return Source(scope=stack)
     return Source(frame.file_name, frame.start_line, frame.function_name, stack)
 
