@@ -1,0 +1,53 @@
+"""The extension API: registering a rule for a new primitive and overriding an existing one."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.extend.core import Primitive
+
+import funcgrad
+from funcgrad.errors import UnsupportedPrimitiveError
+from funcgrad.rules.registry import vjp_rules
+
+cube_p = Primitive("funcgrad_test_cube")
+cube_p.def_impl(lambda x: x**3)
+cube_p.def_abstract_eval(lambda x: jax.core.ShapedArray(x.shape, x.dtype))
+
+
+def uses_cube(x):
+    return jnp.sum(cube_p.bind(x) * 2.0)  # the line the error must name
+
+
+def test_missing_rule_error_then_registered_rule():
+    x = jnp.arange(3.0)
+    vjp_rules.pop("funcgrad_test_cube", None)
+    with pytest.raises(UnsupportedPrimitiveError) as e:
+        funcgrad.grad(uses_cube)(x)
+    msg = str(e.value)
+    assert "funcgrad_test_cube" in msg and "test_extend.py" in msg and "defvjp" in msg
+
+    try:
+
+        @funcgrad.defvjp("funcgrad_test_cube")
+        def cube_vjp(ct, x, *, out, **params):
+            return (ct * 3 * x**2,)
+
+        assert "funcgrad_test_cube" in funcgrad.supported_primitives()
+        np.testing.assert_allclose(funcgrad.grad(uses_cube)(x), 6 * x**2)
+        # the rule's own ops are differentiable: second order works
+        np.testing.assert_allclose(funcgrad.grad(lambda x: funcgrad.grad(uses_cube)(x).sum())(x), 12 * x)
+    finally:
+        vjp_rules.pop("funcgrad_test_cube", None)
+
+
+def test_override_existing_rule_and_restore():
+    f = lambda x: jnp.sum(jnp.sin(x))
+    x = jnp.array([0.1, 0.2])
+    old = vjp_rules["sin"]
+    try:
+        funcgrad.defvjp("sin", lambda ct, x, *, out, **p: (ct * 0.0 + 7.0,))
+        np.testing.assert_allclose(funcgrad.grad(f)(x), [7.0, 7.0])
+    finally:
+        funcgrad.defvjp("sin", old)
+    np.testing.assert_allclose(funcgrad.grad(f)(x), jax.grad(f)(x))
