@@ -16,7 +16,8 @@ from funcgrad.errors import (
     TracingError,
     UnsupportedPrimitiveError,
 )
-from funcgrad.ir import Eqn, Graph, Literal, Type, Var, typecheck
+from funcgrad.interpret import typecheck
+from funcgrad.ir import Eqn, Graph, Literal, Type, TypeCheckError, Var
 from funcgrad.rules.registry import defvjp, defzero, supported_primitives
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ __all__ = [
     "NonDifferentiableError",
     "TracingError",
     "Type",
+    "TypeCheckError",
     "UnsupportedPrimitiveError",
     "Var",
     "cache_info",

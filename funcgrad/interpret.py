@@ -24,3 +24,35 @@ def eval_graph(graph: Graph, *args: Any) -> list[Any]:
 
 def read_all(env: dict, atoms: Sequence) -> list[Any]:
     return [a.value if isinstance(a, Literal) else env[a] for a in atoms]
+
+
+def infer_out_types(eqn) -> list:
+    """Re-run ``eqn``'s shape rule (through JAX's abstract evaluation) and return its output types."""
+    import jax
+
+    from funcgrad.ir import Type
+
+    def spec(a):
+        if isinstance(a, Literal):
+            return a.value
+        return jax.ShapeDtypeStruct(a.type.shape, a.type.dtype)
+
+    specs = [spec(a) for a in eqn.inputs]
+    literal_pos = [i for i, a in enumerate(eqn.inputs) if isinstance(a, Literal)]
+
+    def run(*abstract):
+        full = list(abstract)
+        for i in literal_pos:
+            full[i] = specs[i]
+        return eqn.impl(*full)
+
+    outs = jax.eval_shape(run, *[None if i in literal_pos else s for i, s in enumerate(specs)])
+    return [Type(tuple(o.shape), o.dtype) for o in outs]
+
+
+def typecheck(graph: Graph) -> None:
+    """Check ``graph``: single assignment, binding before use, literal types, and every equation's
+    output types against the primitive's shape rule. Raises ``funcgrad.ir.TypeCheckError``."""
+    from funcgrad import ir
+
+    ir.typecheck(graph, infer_out_types)
