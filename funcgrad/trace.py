@@ -231,8 +231,12 @@ class CustomJVPRule:
         self._fun = params.get("jvp_jaxpr_fun", params.get("jvp_jaxpr_thunk"))
         self.num_consts = params["num_consts"]
         self.name = params.get("name") or _fun_name(self._fun)
+        self._memo: dict = {}
 
     def graph(self, tangent_is_zero: Sequence[bool]) -> tuple[Graph, list[bool]]:
+        return _memoized(self._memo, tuple(tangent_is_zero), lambda: self._trace(tangent_is_zero), lambda r: r[0])
+
+    def _trace(self, tangent_is_zero):
         fun = self._fun
         call = getattr(fun, "call_wrapped", fun)
         result = call(*tangent_is_zero)
@@ -266,8 +270,12 @@ class CustomVJPRule:
         self.num_consts = params["num_consts"]
         self.symbolic_zeros = params.get("symbolic_zeros", False)
         self.name = params.get("name") or _fun_name(self._bwd)
+        self._memo: dict = {}
 
     def fwd_graph(self, nonzeros: Sequence[bool]) -> Graph:
+        return _memoized(self._memo, tuple(nonzeros), lambda: self._trace_fwd(nonzeros), lambda g: g)
+
+    def _trace_fwd(self, nonzeros):
         call = getattr(self._fwd, "call_wrapped", self._fwd)
         jaxpr, consts = call(*nonzeros)
         return jaxpr_to_graph(jaxpr, consts)
@@ -298,6 +306,16 @@ class CustomVJPRule:
 
     def __repr__(self):
         return self.name
+
+
+def _memoized(memo: dict, key, make, graph_of):
+    """``memo[key]``, made on first use; results that captured tracers are not kept (they die with their trace)."""
+    if key in memo:
+        return memo[key]
+    result = make()
+    if not any(isinstance(c, _core.Tracer) for c in graph_of(result).consts):
+        memo[key] = result
+    return result
 
 
 def _none_if_zero(ct):
