@@ -203,7 +203,11 @@ def _check_cotangent(ct_tree, main_tree, out_leaves) -> list:
                 "  fix: the cotangent must have the output's shape (e.g. jnp.ones_like(out))."
             )
         ct_dtype, out_dtype = _leaf_dtype(ct), _leaf_dtype(out)
-        if jnp.issubdtype(out_dtype, jnp.inexact) and ct_dtype != out_dtype and not jnp.issubdtype(ct_dtype, jnp.inexact):
+        if (
+            jnp.issubdtype(out_dtype, jnp.inexact)
+            and ct_dtype != out_dtype
+            and not jnp.issubdtype(ct_dtype, jnp.inexact)
+        ):
             raise InputError(
                 f"cotangent leaf {i} has dtype {ct_dtype} but the output leaf has dtype {out_dtype}.\n"
                 "  fix: the cotangent must be a floating-point array of the output's dtype."
@@ -304,9 +308,7 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
 
 
-def jacrev(
-    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, allow_int: bool = False
-) -> Callable:
+def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, allow_int: bool = False) -> Callable:
     """Like ``jax.jacrev``: the Jacobian by reverse mode, one backward pass per output entry (vmapped).
 
     The result is nested output-structure outside, argument-structure inside;

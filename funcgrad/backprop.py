@@ -15,7 +15,8 @@ where
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 import jax.numpy as jnp
@@ -24,7 +25,7 @@ from jax import lax
 
 from funcgrad.errors import NonDifferentiableError, UnsupportedPrimitiveError
 from funcgrad.interpret import read_all
-from funcgrad.ir import Eqn, Graph, Literal, Type, Var
+from funcgrad.ir import Eqn, Graph, Type, Var
 from funcgrad.rules.registry import no_vjp_reasons, vjp_rules
 
 # Primitives whose outputs never carry a gradient, whatever their inputs.
@@ -51,7 +52,8 @@ class Backward:
             cts = [ct_env.pop(v, None) for v in eqn.outputs]
             if all(ct is None for ct in cts):
                 continue
-            cts_in = apply_rule(eqn, cts, self.env)
+            with rule_scope(self.hooks, eqn):
+                cts_in = apply_rule(eqn, cts, self.env)
             if self.hooks is not None:
                 self.hooks.after_rule(eqn, cts, cts_in, self.env)
             for atom, ct in zip(eqn.inputs, cts_in, strict=True):
@@ -60,9 +62,14 @@ class Backward:
         return [ct_env.get(v) for v in self.graph.inputs]
 
 
-def vjp_graph(
-    graph: Graph, args: Sequence[Any], wrt: Sequence[bool], hooks=None
-) -> tuple[list[Any], Backward]:
+def rule_scope(hooks, eqn: Eqn):
+    """The context a rule runs in: ``hooks.rule_scope(eqn)`` if the hooks define it (e.g. a
+    ``jax.named_scope`` marking the equations a traced backward pass emits), else nothing."""
+    scope = getattr(hooks, "rule_scope", None)
+    return contextlib.nullcontext() if scope is None else scope(eqn)
+
+
+def vjp_graph(graph: Graph, args: Sequence[Any], wrt: Sequence[bool], hooks=None) -> tuple[list[Any], Backward]:
     """Evaluate ``graph`` on ``args`` and return (outputs, backward function).
 
     ``wrt[i]`` says whether input ``i`` is differentiated; inputs of integer or
@@ -129,7 +136,9 @@ def apply_rule(eqn: Eqn, cts: list, env: dict) -> list:
     except (UnsupportedPrimitiveError, NonDifferentiableError):
         raise
     except Exception as err:
-        raise type(err)(f"{err}\n  (in the VJP rule of {eqn.primitive!r} for the equation at {eqn.source.where()})") from err
+        raise type(err)(
+            f"{err}\n  (in the VJP rule of {eqn.primitive!r} for the equation at {eqn.source.where()})"
+        ) from err
     cts_in = list(cts_in)
     if len(cts_in) != len(eqn.inputs):
         raise ValueError(
@@ -174,12 +183,3 @@ def unbroadcast(ct: Any, shape: tuple[int, ...]) -> Any:
 
 def zeros_like_type(t: Type) -> Any:
     return jnp.zeros(t.shape, t.dtype)
-
-
-def literal_value(a) -> Any:
-    return a.value if isinstance(a, Literal) else None
-
-
-def graph_vjp(graph: Graph, args: Sequence[Any], wrt: Sequence[bool]) -> tuple[list, Callable]:
-    """Alias kept short for rules that differentiate a nested graph."""
-    return vjp_graph(graph, args, wrt)

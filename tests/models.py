@@ -7,12 +7,19 @@ from jax import lax
 
 def init_linear(key, d_in, d_out, dtype=jnp.float32):
     kw, kb = jax.random.split(key)
-    return {"W": jax.random.normal(kw, (d_out, d_in), dtype) / jnp.sqrt(d_in), "b": 0.1 * jax.random.normal(kb, (d_out,), dtype)}
+    return {
+        "W": jax.random.normal(kw, (d_out, d_in), dtype) / jnp.sqrt(d_in),
+        "b": 0.1 * jax.random.normal(kb, (d_out,), dtype),
+    }
 
 
 def init_mynet(key, d0=600, dtype=jnp.float32):
     k1, k2, k3 = jax.random.split(key, 3)
-    return {"l1": init_linear(k1, d0, 60, dtype), "l2": init_linear(k2, 60, 40, dtype), "l3": init_linear(k3, 40, 10, dtype)}
+    return {
+        "l1": init_linear(k1, d0, 60, dtype),
+        "l2": init_linear(k2, 60, 40, dtype),
+        "l3": init_linear(k3, 40, 10, dtype),
+    }
 
 
 def mynet(w, x):

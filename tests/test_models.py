@@ -63,7 +63,10 @@ def test_mynet_trace_shows_reshape_dots_and_relus():
     assert "max" in text  # relu's body
 
 
-@pytest.mark.parametrize("act", [jnp.tanh, jax.nn.sigmoid, jax.nn.softplus, jax.nn.gelu, jax.nn.silu, jax.nn.relu, jax.nn.elu, jax.nn.leaky_relu])
+@pytest.mark.parametrize(
+    "act",
+    [jnp.tanh, jax.nn.sigmoid, jax.nn.softplus, jax.nn.gelu, jax.nn.silu, jax.nn.relu, jax.nn.elu, jax.nn.leaky_relu],
+)
 def test_mlp_activations(act):
     params = M.init_mlp(KEY, [7, 16, 16, 3])
     x = jax.random.normal(jax.random.key(2), (5, 7))
@@ -75,14 +78,18 @@ def test_layer_norm():
     params = {"scale": jnp.linspace(0.5, 1.5, 8), "bias": jnp.linspace(-0.1, 0.1, 8)}
     x = jax.random.normal(jax.random.key(3), (4, 8))
     loss = lambda p, x: jnp.sum(jnp.sin(M.layer_norm(p, x)))
-    assert_trees_close(funcgrad.grad(loss, argnums=(0, 1))(params, x), jax.grad(loss, argnums=(0, 1))(params, x), rtol=1e-4, atol=1e-5)
+    assert_trees_close(
+        funcgrad.grad(loss, argnums=(0, 1))(params, x), jax.grad(loss, argnums=(0, 1))(params, x), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_multi_head_attention():
     params = M.init_attention(KEY, 16)
     x = jax.random.normal(jax.random.key(4), (6, 16))
     loss = lambda p, x: jnp.mean(M.attention(p, x, heads=4) ** 2)
-    assert_trees_close(funcgrad.grad(loss, argnums=(0, 1))(params, x), jax.grad(loss, argnums=(0, 1))(params, x), rtol=1e-4, atol=1e-5)
+    assert_trees_close(
+        funcgrad.grad(loss, argnums=(0, 1))(params, x), jax.grad(loss, argnums=(0, 1))(params, x), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_transformer_block_causal_under_jit():
@@ -100,7 +107,9 @@ def test_cnn_with_conv_and_pooling():
     labels = jnp.array([3, 7])
     loss = lambda p, x: -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(M.cnn(p, x)), labels[:, None], 1))
     assert_trees_close(funcgrad.grad(loss)(params, x), jax.grad(loss)(params, x), rtol=1e-4, atol=1e-5)
-    assert_trees_close(jax.jit(funcgrad.grad(loss))(params, x), jax.jit(jax.grad(loss))(params, x), rtol=1e-4, atol=1e-5)
+    assert_trees_close(
+        jax.jit(funcgrad.grad(loss))(params, x), jax.jit(jax.grad(loss))(params, x), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_hessian_of_small_function(enable_x64):
@@ -116,7 +125,9 @@ def test_grad_of_grad_and_mixing_with_jax(enable_x64):
     for outer in (funcgrad.grad, jax.grad):
         for inner in (funcgrad.grad, jax.grad):
             np.testing.assert_allclose(outer(inner(f))(x), want, rtol=1e-12)
-    np.testing.assert_allclose(funcgrad.grad(funcgrad.grad(funcgrad.grad(f)))(x), jax.grad(jax.grad(jax.grad(f)))(x), rtol=1e-10)
+    np.testing.assert_allclose(
+        funcgrad.grad(funcgrad.grad(funcgrad.grad(f)))(x), jax.grad(jax.grad(jax.grad(f)))(x), rtol=1e-10
+    )
 
 
 def test_hessian_of_mynet_loss_wrt_last_layer(enable_x64):

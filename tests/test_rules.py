@@ -47,8 +47,8 @@ def _float_dtype(x):
 
 
 def check_against_jax(spec, args, dtype):
-    argnums = tuple(spec.argnums) if spec.argnums is not None else tuple(
-        i for i, a in enumerate(args) if _float_dtype(a)
+    argnums = (
+        tuple(spec.argnums) if spec.argnums is not None else tuple(i for i, a in enumerate(args) if _float_dtype(a))
     )
 
     def f(*diff):
@@ -62,19 +62,37 @@ def check_against_jax(spec, args, dtype):
     out_f, vjp_f = funcgrad.vjp(f, *diff_args)
     rng = np.random.default_rng(1)
     ct = jax.tree.map(
-        lambda o: jnp.asarray(rng.normal(size=np.shape(o)), jnp.result_type(o)) if _float_dtype(o) else np.zeros(np.shape(o), jax.dtypes.float0),
+        lambda o: (
+            jnp.asarray(rng.normal(size=np.shape(o)), jnp.result_type(o))
+            if _float_dtype(o)
+            else np.zeros(np.shape(o), jax.dtypes.float0)
+        ),
         out_j,
     )
     rtol, atol = TOL[dtype]
     rtol, atol = spec.rtol or rtol, spec.atol or atol
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol), out_f, out_j)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(
+            np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol
+        ),
+        out_f,
+        out_j,
+    )
     ct_f, ct_j = vjp_f(ct), vjp_j(ct)
     for i, (a, b) in enumerate(zip(ct_f, ct_j)):
-        assert jnp.result_type(a) == jnp.result_type(b), f"input {argnums[i]}: dtype {jnp.result_type(a)} vs jax {jnp.result_type(b)}"
+        assert jnp.result_type(a) == jnp.result_type(b), (
+            f"input {argnums[i]}: dtype {jnp.result_type(a)} vs jax {jnp.result_type(b)}"
+        )
         assert np.shape(a) == np.shape(b), f"input {argnums[i]}: shape {np.shape(a)} vs jax {np.shape(b)}"
         if jnp.result_type(b) == jax.dtypes.float0:
             continue
-        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol, err_msg=f"cotangent of input {argnums[i]}")
+        np.testing.assert_allclose(
+            np.asarray(a, np.float64),
+            np.asarray(b, np.float64),
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"cotangent of input {argnums[i]}",
+        )
 
 
 @pytest.mark.parametrize("spec,dtype,case,kink", [c for s in SPECS for c in _cases(s)])
@@ -83,7 +101,10 @@ def test_rule_matches_jax_vjp(spec, dtype, case, kink):
         rng = np.random.default_rng(0)
         np_dtype = jnp.dtype(dtype)
         if case == "kink":
-            args = [np.asarray(a).astype(np_dtype) if np.issubdtype(np.asarray(a).dtype, np.floating) else np.asarray(a) for a in spec.kinks[kink]]
+            args = [
+                np.asarray(a).astype(np_dtype) if np.issubdtype(np.asarray(a).dtype, np.floating) else np.asarray(a)
+                for a in spec.kinks[kink]
+            ]
         else:
             args = spec.args(rng, np_dtype, case)
         graph = funcgrad.trace(spec.fn)(*args)

@@ -44,7 +44,11 @@ def _dot_general_ct_lhs(ct, x, y, dimension_numbers, precision, preferred, swap_
 
 @defvjp("dot_general")
 def dot_general_vjp(ct, x, y, *, out, dimension_numbers, precision=None, preferred_element_type=None, **params):
-    preferred = preferred_element_type if preferred_element_type is not None and jnp.issubdtype(preferred_element_type, jnp.inexact) else None
+    preferred = (
+        preferred_element_type
+        if preferred_element_type is not None and jnp.issubdtype(preferred_element_type, jnp.inexact)
+        else None
+    )
     (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
     ct_x = _dot_general_ct_lhs(ct, x, y, dimension_numbers, precision, preferred)
     swapped = ((y_contract, x_contract), (y_batch, x_batch))

@@ -57,6 +57,7 @@ def convert_element_type_vjp(ct, x, *, out, new_dtype, **params):
 def copy_vjp(ct, x, *, out, **params):
     return (ct,)
 
+
 defvjp("optimization_barrier", lambda ct, *xs, out, **params: list(ct))
 
 
@@ -77,7 +78,7 @@ def slice_vjp(ct, x, *, out, start_indices, limit_indices, strides, **params):
     x_shape = np.shape(x)
     strides = strides or (1,) * len(x_shape)
     config = []
-    for n, start, limit, stride, m in zip(x_shape, start_indices, limit_indices, strides, np.shape(ct)):
+    for n, start, stride, m in zip(x_shape, start_indices, strides, np.shape(ct)):
         real_limit = start + (m - 1) * stride + 1 if m > 0 else start
         config.append((start, n - real_limit, stride - 1) if m > 0 else (start, n - start, 0))
     if any(m == 0 for m in np.shape(ct)):
@@ -109,4 +110,3 @@ def concatenate_vjp(ct, *xs, out, dimension, **params):
 @defvjp("split")
 def split_vjp(ct, x, *, out, sizes, axis, **params):
     return (lax.concatenate(list(ct), axis),)
-

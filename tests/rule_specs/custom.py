@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from tests.rule_specs import RuleSpec, fixed, unary
+from tests.rule_specs import RuleSpec, unary
 
 
 @jax.custom_jvp
@@ -59,8 +59,21 @@ SPECS = [
     RuleSpec("custom_jvp_call", jax.nn.relu, unary(), name="relu", kinks=[([0.0, -1.0, 1.0],)]),
     RuleSpec("custom_jvp_call", clip_gradient, unary(), name="custom_jvp_rule_differs"),
     RuleSpec("custom_jvp_call", lambda x: pow_n(x, 3), unary(), name="custom_jvp_int_arg"),
-    RuleSpec("custom_vjp_call", scaled_sin, lambda rng, dt, case: None if case != "random" else [rng.normal(size=(3,)).astype(dt), rng.normal(size=(3,)).astype(dt)], name="custom_vjp"),
+    RuleSpec(
+        "custom_vjp_call",
+        scaled_sin,
+        lambda rng, dt, case: (
+            None if case != "random" else [rng.normal(size=(3,)).astype(dt), rng.normal(size=(3,)).astype(dt)]
+        ),
+        name="custom_vjp",
+    ),
     RuleSpec("custom_vjp_call", lambda x: sum(two_outputs(x)), unary(), name="custom_vjp_two_outputs"),
-    RuleSpec("add_any", lambda x: lax.add_any_p.bind(x, x * 2) if hasattr(lax, "add_any_p") else jax._src.ad_util.add_jaxvals_p.bind(x, x * 2), unary()),
+    RuleSpec(
+        "add_any",
+        lambda x: (
+            lax.add_any_p.bind(x, x * 2) if hasattr(lax, "add_any_p") else jax._src.ad_util.add_jaxvals_p.bind(x, x * 2)
+        ),
+        unary(),
+    ),
 ]
 _ = np

@@ -1,6 +1,5 @@
 """Rows for shape, dtype, reduction and contraction primitives."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -16,32 +15,86 @@ SPECS = [
     RuleSpec("reshape", lambda x: lax.reshape(x, (4, 3)), fixed(normal(3, 4))),
     RuleSpec("reshape", lambda x: lax.reshape(x, (0, 2)), fixed(normal(2, 0)), name="reshape_empty"),
     RuleSpec("reshape", lambda x: jnp.reshape(x.T, (12,)), fixed(normal(3, 4)), name="reshape_of_transpose"),
-    RuleSpec("reshape", lambda x: lax.reshape(x, (2, 6), dimensions=(1, 0)), fixed(normal(3, 4)), name="reshape_dimensions"),
+    RuleSpec(
+        "reshape", lambda x: lax.reshape(x, (2, 6), dimensions=(1, 0)), fixed(normal(3, 4)), name="reshape_dimensions"
+    ),
     RuleSpec("transpose", lambda x: lax.transpose(x, (2, 0, 1)), fixed(normal(2, 3, 4))),
     RuleSpec("broadcast_in_dim", lambda x: lax.broadcast_in_dim(x, (2, 3, 4), (1, 2)), fixed(normal(3, 1))),
-    RuleSpec("broadcast_in_dim", lambda x: lax.broadcast_in_dim(x, (2, 3), ()), name="broadcast_scalar",
-             args=lambda rng, dt, case: [np.asarray(rng.normal(), dt)] if case in ("random", "scalar") else None),
+    RuleSpec(
+        "broadcast_in_dim",
+        lambda x: lax.broadcast_in_dim(x, (2, 3), ()),
+        name="broadcast_scalar",
+        args=lambda rng, dt, case: [np.asarray(rng.normal(), dt)] if case in ("random", "scalar") else None,
+    ),
     RuleSpec("squeeze", lambda x: lax.squeeze(x, (0, 2)), fixed(normal(1, 3, 1))),
-    RuleSpec("convert_element_type", lambda x: lax.convert_element_type(x, jnp.float16).astype(x.dtype) * 2, unary(), rtol=1e-2, atol=1e-2),
-    RuleSpec("convert_element_type", lambda x: x * lax.convert_element_type(x, jnp.int32).astype(x.dtype), unary(), name="convert_to_int"),
+    RuleSpec(
+        "convert_element_type",
+        lambda x: lax.convert_element_type(x, jnp.float16).astype(x.dtype) * 2,
+        unary(),
+        rtol=1e-2,
+        atol=1e-2,
+    ),
+    RuleSpec(
+        "convert_element_type",
+        lambda x: x * lax.convert_element_type(x, jnp.int32).astype(x.dtype),
+        unary(),
+        name="convert_to_int",
+    ),
     RuleSpec("copy", lambda x: lax.copy_p.bind(x), unary()),
     RuleSpec("reduce_precision", lambda x: lax.reduce_precision(x, exponent_bits=5, mantissa_bits=10), unary()),
     RuleSpec("rev", lambda x: lax.rev(x, (0,)), fixed(normal(3, 4))),
     RuleSpec("slice", lambda x: lax.slice(x, (1, 0), (3, 4), (1, 2)), fixed(normal(4, 5))),
     RuleSpec("slice", lambda x: x[1:3, ::3], fixed(normal(4, 7)), name="slice_strided"),
-    RuleSpec("pad", lambda x, v: lax.pad(x, v, [(1, 2, 1), (-1, 0, 0)]), fixed(lambda rng, dt: [rng.normal(size=(3, 4)).astype(dt), np.asarray(0.5, dt)])),
-    RuleSpec("concatenate", lambda x, y: lax.concatenate([x, y, x], 1), fixed(lambda rng, dt: [rng.normal(size=(2, 3)).astype(dt), rng.normal(size=(2, 1)).astype(dt)])),
+    RuleSpec(
+        "pad",
+        lambda x, v: lax.pad(x, v, [(1, 2, 1), (-1, 0, 0)]),
+        fixed(lambda rng, dt: [rng.normal(size=(3, 4)).astype(dt), np.asarray(0.5, dt)]),
+    ),
+    RuleSpec(
+        "concatenate",
+        lambda x, y: lax.concatenate([x, y, x], 1),
+        fixed(lambda rng, dt: [rng.normal(size=(2, 3)).astype(dt), rng.normal(size=(2, 1)).astype(dt)]),
+    ),
     RuleSpec("split", lambda x: lax.split(x, (1, 3), axis=1)[1] * 2, fixed(normal(2, 4))),
-    RuleSpec("optimization_barrier", lambda x, y: lax.optimization_barrier((x, y))[0] * y, fixed(lambda rng, dt: [rng.normal(size=(3,)).astype(dt)] * 2)),
+    RuleSpec(
+        "optimization_barrier",
+        lambda x, y: lax.optimization_barrier((x, y))[0] * y,
+        fixed(lambda rng, dt: [rng.normal(size=(3,)).astype(dt)] * 2),
+    ),
     # reductions
     RuleSpec("reduce_sum", lambda x: jnp.sum(x, axis=1), fixed(normal(3, 4))),
     RuleSpec("reduce_sum", lambda x: jnp.sum(x), unary(), name="reduce_sum_all"),
-    RuleSpec("reduce_max", lambda x: jnp.max(x, axis=0), fixed(normal(4, 3)), kinks=[([[1.0, 2.0], [1.0, 0.0], [0.5, 2.0]],)]),
-    RuleSpec("reduce_min", lambda x: jnp.min(x, axis=(0, 1)), fixed(normal(4, 3)), kinks=[([[1.0, -2.0], [-2.0, 0.0]],)]),
-    RuleSpec("reduce_prod", lambda x: jnp.prod(x, axis=1), fixed(normal(3, 4)), kinks=[([[0.0, 2.0, 3.0], [0.0, 0.0, 1.0]],)]),
+    RuleSpec(
+        "reduce_max", lambda x: jnp.max(x, axis=0), fixed(normal(4, 3)), kinks=[([[1.0, 2.0], [1.0, 0.0], [0.5, 2.0]],)]
+    ),
+    RuleSpec(
+        "reduce_min", lambda x: jnp.min(x, axis=(0, 1)), fixed(normal(4, 3)), kinks=[([[1.0, -2.0], [-2.0, 0.0]],)]
+    ),
+    RuleSpec(
+        "reduce_prod", lambda x: jnp.prod(x, axis=1), fixed(normal(3, 4)), kinks=[([[0.0, 2.0, 3.0], [0.0, 0.0, 1.0]],)]
+    ),
     # contractions
-    RuleSpec("dot_general", lambda a, b: a @ b, fixed(lambda rng, dt: [rng.normal(size=(3, 4)).astype(dt), rng.normal(size=(4, 5)).astype(dt)])),
-    RuleSpec("dot_general", lambda a, b: jnp.einsum("bij,bjk->bik", a, b), fixed(lambda rng, dt: [rng.normal(size=(2, 3, 4)).astype(dt), rng.normal(size=(2, 4, 5)).astype(dt)]), name="dot_batched"),
-    RuleSpec("dot_general", lambda a, b: lax.dot_general(a, b, (((0, 2), (3, 1)), ((1,), (0,)))), fixed(lambda rng, dt: [rng.normal(size=(2, 5, 3)).astype(dt), rng.normal(size=(5, 3, 4, 2)).astype(dt)]), name="dot_unsorted_contract"),
-    RuleSpec("dot_general", lambda a, b: a @ b, fixed(lambda rng, dt: [rng.normal(size=(4,)).astype(dt), rng.normal(size=(4,)).astype(dt)]), name="dot_vector"),
+    RuleSpec(
+        "dot_general",
+        lambda a, b: a @ b,
+        fixed(lambda rng, dt: [rng.normal(size=(3, 4)).astype(dt), rng.normal(size=(4, 5)).astype(dt)]),
+    ),
+    RuleSpec(
+        "dot_general",
+        lambda a, b: jnp.einsum("bij,bjk->bik", a, b),
+        fixed(lambda rng, dt: [rng.normal(size=(2, 3, 4)).astype(dt), rng.normal(size=(2, 4, 5)).astype(dt)]),
+        name="dot_batched",
+    ),
+    RuleSpec(
+        "dot_general",
+        lambda a, b: lax.dot_general(a, b, (((0, 2), (3, 1)), ((1,), (0,)))),
+        fixed(lambda rng, dt: [rng.normal(size=(2, 5, 3)).astype(dt), rng.normal(size=(5, 3, 4, 2)).astype(dt)]),
+        name="dot_unsorted_contract",
+    ),
+    RuleSpec(
+        "dot_general",
+        lambda a, b: a @ b,
+        fixed(lambda rng, dt: [rng.normal(size=(4,)).astype(dt), rng.normal(size=(4,)).astype(dt)]),
+        name="dot_vector",
+    ),
 ]
