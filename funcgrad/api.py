@@ -25,6 +25,7 @@ import numpy as np
 from funcgrad import trace as _trace
 from funcgrad.backprop import vjp_graph
 from funcgrad.cache import signature_key, trace_cache
+from funcgrad.debug import backward_hooks
 from funcgrad.errors import InputError
 from funcgrad.ir import Graph
 
@@ -144,7 +145,8 @@ def _vjp(fun, args, kwargs, argnums, has_aux, allow_int):
     """(primal output pytree, aux, pullback) with pullback: output cotangent pytree -> grads per argnum."""
     call = _Call(fun, args, kwargs, argnums, allow_int)
     graph, out_tree = _trace_call(call)
-    outs, backward = vjp_graph(graph, call.traced_values(), call.wrt)
+    # hooks: None unless funcgrad.debug_nans() is on (then NaN/Inf cotangents stop the sweep)
+    outs, backward = vjp_graph(graph, call.traced_values(), call.wrt, hooks=backward_hooks())
     out = tree_util.tree_unflatten(out_tree, outs)
     aux = None
     if has_aux:

@@ -18,6 +18,7 @@ import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
 
@@ -41,7 +42,8 @@ class Type:
     def is_float(self) -> bool:
         """True for dtypes that carry gradients (floating and complex)."""
         try:
-            return bool(np.issubdtype(self.dtype, np.inexact))
+            # jax.dtypes knows the ml_dtypes floats (bfloat16, float8_*) that NumPy does not
+            return bool(jax.dtypes.issubdtype(self.dtype, np.inexact))
         except TypeError:  # extended dtypes such as PRNG keys
             return False
 
