@@ -161,7 +161,10 @@ def fit_to_type(ct: Any, t: Type) -> Any:
         ct = unbroadcast(ct, t.shape)
     if not t.is_float:
         return ct
-    dtype = jnp.result_type(ct)
+    # an array's own dtype; jnp.result_type (dtype promotion machinery) only for Python scalars
+    dtype = getattr(ct, "dtype", None)
+    if dtype is None:
+        dtype = jnp.result_type(ct)
     if dtype != t.dtype:
         ct = lax.convert_element_type(ct, t.dtype)
     return ct

@@ -1,0 +1,14 @@
+"""VJP rule of ``tag``, funcgrad's marker for a named intermediate (``funcgrad.tag``).
+
+A tag is the identity, so its cotangent passes through unchanged.
+"""
+
+from __future__ import annotations
+
+from funcgrad.rules.registry import defvjp
+
+
+@defvjp("tag")
+def tag_vjp(ct, x, *, out, **params):
+    # d(identity) = 1
+    return (ct,)
