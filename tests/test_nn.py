@@ -160,13 +160,14 @@ def test_pool_forward_equals_lax_reduce_window(window, stride, padding):
 
 
 def test_maxpool_ties_match_jax():
-    # a constant image: every window is a 4-way tie, split equally as jax.grad of the same function does
+    # a constant image: every window is a 4-way tie; reduce_window_max (as jax.grad) sends each
+    # window's whole cotangent to one tied entry, the first in the window
     x = jnp.ones((1, 4, 4))
     f = lambda x: jnp.sum(nn.MaxPool2d(2).apply({}, x) * jnp.arange(4.0).reshape(1, 2, 2))
     ours, theirs = _grads(f, x)
     np.testing.assert_array_equal(ours, theirs)
-    np.testing.assert_allclose(ours[0, :2, :2], 0.0)
-    np.testing.assert_allclose(ours[0, 2:, 2:], 3.0 / 4)
+    np.testing.assert_allclose(ours[0, :2, :2], [[0.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_allclose(ours[0, 2:, 2:], [[3.0, 0.0], [0.0, 0.0]])
 
 
 def test_attention_causal_mask_blocks_the_future():

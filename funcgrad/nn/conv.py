@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax import lax
 
 from funcgrad.nn.init import fan_in_uniform
 from funcgrad.nn.layer import Layer, check_in_shape, shape_of
-from funcgrad.nn.patches import Padding, extract_patches, pair
+from funcgrad.nn.patches import Padding, padding_pairs, pair
 
 
 def Conv2d(
@@ -40,9 +41,14 @@ def Conv2d(
             params["b"] = wb[:, fan_in]
         return params
 
+    strides = pair(stride, "stride")
+
     def apply(params, x):
-        patches = extract_patches(x, (kh, kw), stride, padding)  # (C, kh, kw, H_out, W_out)
-        out = jnp.einsum("ocij,cijyx->oyx", params["W"], patches)
+        # one XLA convolution (nn.extract_patches shows the same weighted sums as explicit windows)
+        pads = padding_pairs(padding, x.shape[1:], (kh, kw), strides)
+        out = lax.conv_general_dilated(x[None], params["W"], strides, pads, dimension_numbers=("NCHW", "OIHW", "NCHW"))[
+            0
+        ]
         return out + params["b"][:, None, None] if bias else out
 
     return Layer(init, apply, "conv")
