@@ -1,0 +1,154 @@
+"""VJP rule for ``conv_general_dilated`` (every layout, stride, padding, dilation and grouping).
+
+A convolution is bilinear in (lhs, rhs), so each cotangent is again a
+convolution (JAX's ``_conv_general_dilated_transpose_lhs/_rhs`` in
+``jax/_src/lax/convolution.py``, written with public ``jax.lax``):
+
+* lhs: convolve the output cotangent with the spatially flipped kernel, its in/out
+  feature axes swapped; the forward strides become lhs dilation and the forward
+  lhs dilation becomes the stride.
+* rhs: convolve lhs with the output cotangent as the kernel (batch and feature
+  axes trade places); the forward strides become rhs dilation.
+
+Feature groups of the forward pass become batch groups of the rhs cotangent and
+vice versa.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from funcgrad.rules.registry import defvjp
+
+
+def _dilate_shape(shape, dilation):
+    # a size-n axis dilated by d has size 1 + d (n - 1) (0 stays 0)
+    return tuple(max(0, 1 + d * (n - 1)) for n, d in zip(shape, dilation))
+
+
+def vjp_lhs_padding(in_shape, window_dimensions, window_strides, out_shape, padding, lhs_dilation, rhs_dilation):
+    """Padding of the transposed convolution that maps an output cotangent back to the input.
+
+    Args:
+      in_shape, window_dimensions, out_shape: spatial sizes of the input, window and output.
+      window_strides, padding, lhs_dilation, rhs_dilation: the forward convolution's.
+
+    Returns:
+      One ``(low, high)`` pair per spatial axis.
+    """
+    lhs_dilated = _dilate_shape(in_shape, lhs_dilation)
+    rhs_dilated = _dilate_shape(window_dimensions, rhs_dilation)
+    out_dilated = _dilate_shape(out_shape, window_strides)
+    before = [r - lo - 1 for r, (lo, _) in zip(rhs_dilated, padding)]
+    after = [lh + r - 1 - o - b for lh, r, o, b in zip(lhs_dilated, rhs_dilated, out_dilated, before)]
+    return list(zip(before, after))
+
+
+def _vjp_rhs_padding(in_shape, window_dimensions, window_strides, out_shape, padding, lhs_dilation, rhs_dilation):
+    if len(in_shape) == 0:  # 0-d convolution
+        return []
+    lhs_dilated = _dilate_shape(in_shape, lhs_dilation)
+    rhs_dilated = _dilate_shape(window_dimensions, rhs_dilation)
+    out_dilated = _dilate_shape(out_shape, window_strides)
+    lows = [lo for lo, _ in padding]
+    highs = [o - lh + r - lo - 1 for o, lh, r, lo in zip(out_dilated, lhs_dilated, rhs_dilated, lows)]
+    return list(zip(lows, highs))
+
+
+def _swap_first_two(spec):
+    return (spec[1], spec[0], *spec[2:])
+
+
+def _split_axis(x, axis, size):
+    """Reshape axis ``axis`` of ``x`` into ``(size, rest)``."""
+    shape = list(np.shape(x))
+    shape[axis : axis + 1] = [size, shape[axis] // size]
+    return lax.reshape(x, shape)
+
+
+def _merge_axis(x, src, dst):
+    """Move axis ``src`` next to (before) axis ``dst`` (numbered without ``src``) and merge them."""
+    perm = [i for i in range(np.ndim(x)) if i != src]
+    perm.insert(dst, src)
+    shape = list(np.delete(np.shape(x), src))
+    shape[dst] *= np.shape(x)[src]
+    return lax.reshape(lax.transpose(x, perm), shape)
+
+
+def _spatial(shape, spec):
+    return [shape[d] for d in spec[2:]]
+
+
+def _ct_lhs(ct, lhs, rhs, p):
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
+    feature_groups, batch_groups = p["feature_group_count"], p["batch_group_count"]
+    groups = max(feature_groups, batch_groups)  # at most one of them is > 1
+    if groups > 1:
+        # move the group axis of the kernel's output features into its input features
+        rhs = _merge_axis(_split_axis(rhs, rhs_spec[0], groups), rhs_spec[0], rhs_spec[1])
+    pads = vjp_lhs_padding(
+        _spatial(np.shape(lhs), lhs_spec),
+        _spatial(np.shape(rhs), rhs_spec),
+        p["window_strides"],
+        _spatial(np.shape(ct), out_spec),
+        p["padding"],
+        p["lhs_dilation"],
+        p["rhs_dilation"],
+    )
+    flipped = lax.rev(rhs, tuple(rhs_spec[2:])).astype(jnp.result_type(ct))
+    out = lax.conv_general_dilated(
+        ct,
+        flipped,
+        window_strides=p["lhs_dilation"],
+        padding=pads,
+        lhs_dilation=p["window_strides"],
+        rhs_dilation=p["rhs_dilation"],
+        dimension_numbers=lax.ConvDimensionNumbers(out_spec, _swap_first_two(rhs_spec), lhs_spec),
+        feature_group_count=groups,
+        batch_group_count=1,
+        precision=p["precision"],
+        preferred_element_type=p["preferred_element_type"],
+    )
+    if batch_groups > 1:  # batch groups were stacked on the feature axis
+        out = _merge_axis(_split_axis(out, lhs_spec[1], batch_groups), lhs_spec[1], lhs_spec[0])
+    return out
+
+
+def _ct_rhs(ct, lhs, rhs, p):
+    if np.size(ct) == 0:  # avoid a degenerate convolution with an empty kernel
+        return jnp.zeros(np.shape(rhs), jnp.result_type(ct))
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
+    pads = _vjp_rhs_padding(
+        _spatial(np.shape(lhs), lhs_spec),
+        _spatial(np.shape(rhs), rhs_spec),
+        p["window_strides"],
+        _spatial(np.shape(ct), out_spec),
+        p["padding"],
+        p["lhs_dilation"],
+        p["rhs_dilation"],
+    )
+    trans_dn = lax.ConvDimensionNumbers(_swap_first_two(lhs_spec), _swap_first_two(out_spec), _swap_first_two(rhs_spec))
+    return lax.conv_general_dilated(
+        lhs.astype(jnp.result_type(ct)),
+        ct,
+        window_strides=p["rhs_dilation"],
+        padding=pads,
+        lhs_dilation=p["lhs_dilation"],
+        rhs_dilation=p["window_strides"],
+        dimension_numbers=trans_dn,
+        # feature groups of the forward pass are batch groups here, and vice versa
+        feature_group_count=p["batch_group_count"],
+        batch_group_count=p["feature_group_count"],
+        precision=p["precision"],
+        preferred_element_type=p["preferred_element_type"],
+    )
+
+
+@defvjp("conv_general_dilated")
+def conv_general_dilated_vjp(ct, lhs, rhs, *, out, preferred_element_type=None, precision=None, **params):
+    if preferred_element_type is not None and not jnp.issubdtype(preferred_element_type, jnp.inexact):
+        preferred_element_type = None
+    p = dict(params, precision=precision, preferred_element_type=preferred_element_type)
+    return _ct_lhs(ct, lhs, rhs, p), _ct_rhs(ct, lhs, rhs, p)

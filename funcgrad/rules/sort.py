@@ -1,0 +1,53 @@
+"""VJP rules for ``sort`` (``jnp.sort``, ``jnp.argsort``, multi-operand ``lax.sort``) and ``top_k``.
+
+Both only permute (or pick) entries along one axis, so each output cotangent is
+added back at the position its entry came from. As in JAX's JVP rules, the
+permutation is recovered by sorting an iota along with the operands (with the
+same ``num_keys`` and stability, so ties land where the forward pass put them),
+and cotangents go back by a scatter-add along the sorted axis.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from funcgrad.rules.registry import defvjp
+
+
+def _scatter_along(ct, positions, x_shape, axis):
+    """Add ``ct[..., j, ...]`` into zeros of ``x_shape`` at ``positions[..., j, ...]`` along ``axis``."""
+    batch = tuple(d for d in range(len(x_shape)) if d != axis)
+    dn = lax.ScatterDimensionNumbers(
+        update_window_dims=(),
+        inserted_window_dims=(axis,),
+        scatter_dims_to_operand_dims=(axis,),
+        operand_batching_dims=batch,
+        scatter_indices_batching_dims=batch,
+    )
+    zeros = jnp.zeros(x_shape, jnp.result_type(ct))
+    return lax.scatter_add(
+        zeros, lax.expand_dims(positions, (np.ndim(positions),)), ct, dn, mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS
+    )
+
+
+@defvjp("sort")
+def sort_vjp(ct, *operands, out, dimension, is_stable, num_keys, **params):
+    cts = ct if isinstance(ct, (list, tuple)) else [ct]
+    shape = np.shape(operands[0])
+    index_dtype = np.int32 if max(shape, default=0) < np.iinfo(np.int32).max else np.int64
+    iota = lax.broadcasted_iota(index_dtype, shape, dimension)
+    # where each sorted entry came from (the same permutation the forward pass applied)
+    perm = lax.sort((*operands, iota), dimension=dimension, is_stable=is_stable, num_keys=num_keys)[-1]
+    return [
+        _scatter_along(c, perm, shape, dimension) if jnp.issubdtype(jnp.result_type(x), jnp.inexact) else None
+        for c, x in zip(cts, operands)
+    ]
+
+
+@defvjp("top_k")
+def top_k_vjp(ct, x, *, out, k, axis=-1, **params):
+    # ct[0] is the cotangent of the values; the indices output is integer and carries none
+    axis = axis % np.ndim(x)
+    return (_scatter_along(ct[0], out[1], np.shape(x), axis),)
