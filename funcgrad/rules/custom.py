@@ -32,7 +32,9 @@ def custom_jvp_call_vjp(ct, *primals, out, call, jvp, num_consts, **params):
     arg_types = [v.type for v in call.inputs[num_consts:]]
     tangent_is_zero = [not t.is_float for t in arg_types]
     rule, out_zeros = jvp.graph(tangent_is_zero)
-    tangents = [jnp.zeros(t.shape, t.dtype) for t, z in zip(arg_types, tangent_is_zero) if not z]
+    # zeros_like keeps each primal's placement (inside shard_map: the axes it varies over),
+    # which the rule's graph was traced with
+    tangents = [jnp.zeros_like(a, dtype=t.dtype) for a, t, z in zip(args, arg_types, tangent_is_zero) if not z]
     wrt = [False] * len(args) + [True] * len(tangents)
     _, backward = vjp_graph(rule, [*args, *tangents], wrt)
     n_primal_out = len(out_zeros)

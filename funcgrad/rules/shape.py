@@ -58,7 +58,15 @@ def copy_vjp(ct, x, *, out, **params):
     return (ct,)
 
 
-defvjp("optimization_barrier", lambda ct, *xs, out, **params: list(ct))
+def _as_list(ct, n_out: int) -> list:
+    # a multi-result primitive with a single output gets its cotangent bare, not in a list
+    return list(ct) if n_out != 1 else [ct]
+
+
+@defvjp("optimization_barrier")
+def optimization_barrier_vjp(ct, *xs, out, **params):
+    # the identity on each operand
+    return _as_list(ct, len(xs))
 
 
 @defvjp("reduce_precision")
@@ -109,4 +117,25 @@ def concatenate_vjp(ct, *xs, out, dimension, **params):
 
 @defvjp("split")
 def split_vjp(ct, x, *, out, sizes, axis, **params):
-    return (lax.concatenate(list(ct), axis),)
+    return (lax.concatenate(_as_list(ct, len(sizes)), axis),)
+
+
+@defvjp("stack")
+def stack_vjp(ct, *xs, out, axis, **params):
+    # (jax >= 0.10) each input is one slice of the output along the new axis
+    return [lax.index_in_dim(ct, i, axis, keepdims=False) for i in range(len(xs))]
+
+
+@defvjp("unstack")
+def unstack_vjp(ct, x, *, out, axis, **params):
+    # (jax >= 0.10) put the slices' cotangents back side by side along the axis
+    cts = _as_list(ct, np.shape(x)[axis])
+    return (lax.concatenate([lax.expand_dims(c, (axis,)) for c in cts], axis),)
+
+
+@defvjp("tile")
+def tile_vjp(ct, x, *, out, reps, **params):
+    # (jax >= 0.10) out[k*n + j] = x[j] on each axis: view ct as (r0, n0, r1, n1, ...) and sum the r copies
+    x_shape = np.shape(x)
+    split = tuple(k for r, n in zip(reps, x_shape) for k in (r, n))
+    return (jnp.sum(lax.reshape(ct, split), axis=tuple(range(0, 2 * len(x_shape), 2))),)

@@ -35,6 +35,9 @@ class RuleSpec:
     atol: float | None = None
     dtypes: Sequence[str] = ("float32", "float64")
     name: str | None = None
+    # the first JAX release on which ``fn`` produces ``primitive`` (older releases lack the primitive or
+    # lower ``fn`` differently); the row is skipped on older releases, e.g. (0, 10) for ``stack``
+    min_jax: tuple[int, ...] = ()
 
     @property
     def id(self) -> str:

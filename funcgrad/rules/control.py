@@ -1,0 +1,211 @@
+"""VJP rules for control flow and checkpointing: ``cond``, ``scan``, ``while``, ``checkpoint``.
+
+The nested programs of these primitives are funcgrad ``Graph`` values in
+``params``. Every rule differentiates them with funcgrad's own reverse sweep
+(``backprop.vjp_graph``), run *inside* a ``lax`` control-flow construct so
+that the backward pass stays one traceable program:
+
+* ``cond``: a ``lax.switch`` on the same index over the branches' backward
+  passes; each branch recomputes its own forward values first. The index gets
+  no gradient.
+* ``scan``: a scan in the same direction re-runs the body and stacks the carry
+  each iteration started from (the residuals), then a scan in the opposite
+  direction runs the body's backward pass on (consts, carry_i, x_i) and sums
+  the consts' cotangents in its carry. ``fori_loop`` with static bounds is a
+  scan with an integer counter, which gets no gradient.
+* ``while``: refused (its trip count is dynamic, so the iterations cannot be
+  stored), as JAX refuses it; the driver raises at the loop's source line.
+* ``checkpoint`` (``jax.checkpoint`` / ``jax.remat``): the body's forward is
+  recomputed inside the backward pass instead of being kept from the forward
+  pass. See docs/control_flow.md for what happens to ``policy``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from funcgrad.backprop import vjp_graph
+from funcgrad.interpret import eval_graph
+from funcgrad.ir import Graph, Type
+from funcgrad.rules.registry import defnovjp, defvjp
+
+
+def _as_list(ct, n_out: int) -> list:
+    return list(ct) if n_out != 1 else [ct]
+
+
+def _strong(x, t: Type):
+    """``x`` as a non-weakly-typed array of ``t``'s dtype (loop carries must keep one type)."""
+    return lax.convert_element_type(x, t.dtype)
+
+
+def _like(ct, primal, t: Type):
+    """``ct`` with ``primal``'s dtype (not weakly typed) and, inside ``shard_map``, its varying axes.
+
+    Loop carries and branch outputs must keep one type; adding a zero shaped like the primal makes
+    an invariant cotangent (e.g. the driver's zeros) varying where the primal is.
+    """
+    zero = jnp.zeros_like(primal, dtype=t.dtype)
+    return zero if ct is None else lax.add(_strong(ct, t), zero)
+
+
+def _graph_backward(graph: Graph, args, out_cts, wrt):
+    """Cotangents of ``graph``'s differentiated inputs (zeros where none flows) given its outputs'."""
+    _, backward = vjp_graph(graph, list(args), wrt)
+    in_cts = backward(list(out_cts))
+    return [_like(c, a, t) for a, t, c, w in zip(args, graph.in_types, in_cts, wrt) if w]
+
+
+def _float_only(values, types):
+    """Keep cotangents of floating outputs; integer outputs get ``None`` (no gradient)."""
+    return [c if t.is_float else None for c, t in zip(values, types)]
+
+
+def _scatter_back(diff_cts, wrt):
+    """Interleave the differentiated inputs' cotangents with ``None`` for the others."""
+    it = iter(diff_cts)
+    return [next(it) if w else None for w in wrt]
+
+
+# ------------------------------------------------------------------------ cond
+
+
+@defvjp("cond")
+def cond_vjp(ct, index, *operands, out, branches, **params):
+    # only the branch that ran contributes: switch over the branches' backward passes
+    out_types = branches[0].out_types
+    cts = _float_only(_as_list(ct, len(out_types)), out_types)
+    wrt = [t.is_float for t in branches[0].in_types]
+
+    def branch_backward(graph):
+        return lambda ops, cts: _graph_backward(graph, ops, cts, wrt)
+
+    if not any(wrt):
+        return [None] * (1 + len(operands))
+    ct_ops = lax.switch(index, [branch_backward(g) for g in branches], list(operands), cts)
+    return [None, *_scatter_back(ct_ops, wrt)]
+
+
+# ------------------------------------------------------------------------ scan
+
+
+@defvjp("scan")
+def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, unroll=1, **params):
+    body = jaxpr
+    consts = list(args[:num_consts])
+    init = list(args[num_consts : num_consts + num_carry])
+    xs = list(args[num_consts + num_carry :])
+    types = body.in_types
+    const_t, carry_t = types[:num_consts], types[num_consts : num_consts + num_carry]
+    wrt = [t.is_float for t in types]
+    wrt_const, wrt_carry, wrt_x = (
+        wrt[:num_consts],
+        wrt[num_consts : num_consts + num_carry],
+        wrt[num_consts + num_carry :],
+    )
+    out_t = body.out_types
+    cts = _float_only(_as_list(ct, len(out_t)), out_t)
+    ct_carry, ct_ys = cts[:num_carry], cts[num_carry:]
+
+    # 1. run the loop again, stacking the carry each iteration starts from (the residuals)
+    def forward(carry, x):
+        outs = eval_graph(body, *consts, *carry, *x)
+        return [_strong(c, t) for c, t in zip(outs[:num_carry], carry_t)], carry
+
+    init = [_strong(c, t) for c, t in zip(init, carry_t)]
+    _, carries_in = lax.scan(forward, init, xs, length=length, reverse=reverse, unroll=unroll)
+
+    # 2. walk the iterations backwards; the consts' cotangents add up in the carry
+    def backward(acc, step):
+        ct_consts, ct_carry = acc
+        carry, x, ct_y = step
+        full_ct_carry = _scatter_back(ct_carry, wrt_carry)
+        in_cts = _graph_backward(body, [*consts, *carry, *x], [*full_ct_carry, *ct_y], wrt)
+        n_c, n_k = sum(wrt_const), sum(wrt_carry)
+        step_consts, step_carry, step_x = in_cts[:n_c], in_cts[n_c : n_c + n_k], in_cts[n_c + n_k :]
+        ct_consts = [lax.add(a, b) for a, b in zip(ct_consts, step_consts)]
+        return (ct_consts, step_carry), step_x
+
+    acc0 = (
+        [_like(None, c, t) for c, t, w in zip(consts, const_t, wrt_const) if w],
+        [_like(c, x, t) for c, x, t, w in zip(ct_carry, init, carry_t, wrt_carry) if w],
+    )
+    (ct_consts, ct_init), ct_xs = lax.scan(
+        backward, acc0, (carries_in, xs, ct_ys), length=length, reverse=not reverse, unroll=unroll
+    )
+    return [*_scatter_back(ct_consts, wrt_const), *_scatter_back(ct_init, wrt_carry), *_scatter_back(ct_xs, wrt_x)]
+
+
+# ----------------------------------------------------------------------- while
+
+defnovjp(
+    "while",
+    "reverse-mode differentiation of lax.while_loop is not supported (JAX refuses it too): its number of "
+    "iterations is only known at run time, so the values of every iteration cannot be kept for the "
+    "backward pass.\n  fix: use lax.scan, or lax.fori_loop with static (Python int) bounds, which becomes "
+    "a scan; or wrap the loop in jax.custom_vjp (e.g. implicit differentiation of a fixed point). "
+    "Loops that do not depend on a differentiated input at all are fine.",
+)
+
+
+# ------------------------------------------------------------------ checkpoint
+
+
+@defvjp("checkpoint")
+def checkpoint_vjp(ct, *args, out, body, prevent_cse=True, **params):
+    # rematerialize: run the body's forward again here, in the backward pass, rather than keeping its
+    # intermediates from the forward pass. Whatever `policy` says, everything is recomputed.
+    cts = _float_only(_as_list(ct, len(body.outputs)), body.out_types)
+    wrt = [t.is_float for t in body.in_types]
+    if not any(wrt):
+        return [None] * len(args)
+    if prevent_cse:
+        # keep XLA from merging the recomputation with the forward pass (JAX's remat does the same).
+        # One barrier per input: a barrier joins its operands' varying axes inside shard_map.
+        args = [_barrier(a) for a in args]
+    return _scatter_back(_graph_backward(body, args, cts, wrt), wrt)
+
+
+def _barrier(x):
+    # a pair, not a single operand: shape.py's optimization_barrier rule returns list(ct) for one operand,
+    # which would split the array (matters for second derivatives)
+    return lax.optimization_barrier((x, x))[0]
+
+
+@defvjp("name")
+def name_vjp(ct, x, *, out, **params):
+    # checkpoint_name(x, name) is the identity; the name only tags a value for remat policies
+    return (ct,)
+
+
+# ----------------------------------------------------------------- other calls
+
+
+defnovjp(
+    "custom_vmap_call",
+    "jax.custom_batching.custom_vmap functions cannot be reverse-differentiated (JAX's linearization "
+    "fails on them too).\n  fix: wrap the function in jax.custom_vjp as well, or differentiate the "
+    "function without its custom_vmap wrapper.",
+)
+defnovjp(
+    "composite",
+    "lax.composite has no derivative rule (JAX has none either).\n  fix: wrap the composite in "
+    "jax.custom_jvp or jax.custom_vjp, or call its decomposition directly when differentiating.",
+)
+
+
+# ------------------------------------------------------------------- callbacks
+
+_CALLBACK_FIX = (
+    "JAX cannot differentiate through a host callback either.\n  fix: wrap the function that calls "
+    "the callback in jax.custom_jvp or jax.custom_vjp and give its derivative, or stop the gradient "
+    "(lax.stop_gradient) on its inputs if none is needed."
+)
+defnovjp("pure_callback", "pure_callback has no derivative: " + _CALLBACK_FIX)
+defnovjp("io_callback", "io_callback has no derivative: " + _CALLBACK_FIX)
+defnovjp(
+    "ffi_call",
+    "a foreign function (jax.ffi.ffi_call) has no derivative (JAX cannot differentiate it either).\n  fix: "
+    "wrap the call in jax.custom_jvp or jax.custom_vjp and give its derivative.",
+)

@@ -1,0 +1,36 @@
+"""VJP rules for placement primitives: where a value lives, not what it is.
+
+Each is the identity on values, so its VJP moves the cotangent back: to the
+device the value came from (``device_put``), under the same sharding
+constraint (``sharding_constraint``, as JAX's transpose does), or back to the
+operand's sharding (``reshard``).
+"""
+
+from __future__ import annotations
+
+import jax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from funcgrad.rules.registry import defvjp
+
+
+@defvjp("device_put")
+def device_put_vjp(ct, *xs, out, devices, srcs, **params):
+    # several operands may be moved at once; each cotangent goes back to its operand's source
+    cts = ct if len(xs) != 1 else [ct]
+    return [c if src is None else jax.device_put(c, src) for c, src in zip(cts, srcs)]
+
+
+@defvjp("sharding_constraint")
+def sharding_constraint_vjp(ct, x, *, out, sharding, **params):
+    return (jax.lax.with_sharding_constraint(ct, sharding),)
+
+
+@defvjp("reshard")
+def reshard_vjp(ct, x, *, out, **params):
+    # back to the operand's own sharding; an operand outside any mesh was replicated
+    sharding = jax.typeof(x).sharding
+    if sharding.mesh.empty:
+        sharding = NamedSharding(jax.typeof(out).sharding.mesh, P())
+    return (jax.sharding.reshard(ct, sharding),)

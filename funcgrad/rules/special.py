@@ -1,0 +1,153 @@
+"""VJP rules for complex numbers and special functions (the elementwise primitives not in elementwise.py).
+
+Complex numbers follow JAX's convention: a VJP is the *transpose* of the JVP,
+which is R-linear, with no extra conjugation. For a holomorphic f that is
+``ct * f'(z)`` (so elementwise.py's rules already hold for complex inputs),
+``real`` transposes to ``complex(ct, 0)``, ``imag`` to ``complex(0, -ct)``,
+``conj`` to ``conj(ct)``, and ``jax.grad`` of a real function of ``z = x + iy``
+comes out as ``df/dx - i df/dy``, exactly as JAX returns it.
+
+Derivatives JAX does not define: JAX raises for the order ``m`` of
+``polygamma`` and for ``a``, ``b`` of ``regularized_incomplete_beta``. A rule
+cannot tell whether such an input is being differentiated, so funcgrad gives
+it a NaN cotangent (dropped when the input is a constant, as it usually is).
+The derivative helpers ``igamma_grad_a`` and ``random_gamma_grad`` have no
+derivative in JAX and are refused (``defnovjp``).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from funcgrad.rules.registry import defnovjp, defvjp, defzero, vjp_rules
+
+
+def _nan_like(x):
+    return jnp.full(jnp.shape(x), jnp.nan, jnp.result_type(x))
+
+
+# ------------------------------------------------------------- complex numbers
+
+
+@defvjp("real")
+def real_vjp(ct, x, *, out, **params):
+    # the transpose of re(.) puts the cotangent in the real part
+    return (lax.complex(ct, jnp.zeros_like(ct)),)
+
+
+@defvjp("imag")
+def imag_vjp(ct, x, *, out, **params):
+    # the transpose of im(.): <ct, im(t)> = <complex(0, -ct), t> in JAX's (non-conjugating) pairing
+    return (lax.complex(jnp.zeros_like(ct), -ct),)
+
+
+@defvjp("complex")
+def complex_vjp(ct, x, y, *, out, **params):
+    # complex(x, y) = x + i y
+    return jnp.real(ct), -jnp.imag(ct)
+
+
+@defvjp("conj")
+def conj_vjp(ct, x, *, out, **params):
+    # conj is its own transpose; a real input keeps the real part
+    if jnp.iscomplexobj(x):
+        return (jnp.conj(ct),)
+    return (jnp.real(ct),)
+
+
+# elementwise.abs_vjp covers real inputs; complex ones need |z|' = conj(z) / |z|
+_real_abs_vjp = vjp_rules["abs"]
+
+
+@defvjp("abs")
+def abs_vjp(ct, x, *, out, **params):
+    if not jnp.iscomplexobj(x):
+        return _real_abs_vjp(ct, x, out=out, **params)
+    # d|z| = re(conj(z) dz / |z|); transposed: ct conj(z) / |z|, with |z| = 0 read as 1 (JAX's choice)
+    safe = jnp.where(out == 0, jnp.ones_like(out), out).astype(x.dtype)
+    return (ct.astype(x.dtype) * (jnp.conj(x) / safe),)
+
+
+# ----------------------------------------------------------- special functions
+
+
+def _igamma_dx(a, x):
+    # d/dx P(a, x) = x^(a-1) e^(-x) / Gamma(a)
+    return jnp.exp(-x + (a - 1) * jnp.log(x) - lax.lgamma(a))
+
+
+@defvjp("igamma")
+def igamma_vjp(ct, a, x, *, out, **params):
+    return ct * lax.igamma_grad_a(a, x), ct * _igamma_dx(a, x)
+
+
+@defvjp("igammac")
+def igammac_vjp(ct, a, x, *, out, **params):
+    # Q = 1 - P
+    return -ct * lax.igamma_grad_a(a, x), -ct * _igamma_dx(a, x)
+
+
+@defvjp("polygamma")
+def polygamma_vjp(ct, m, x, *, out, **params):
+    # d/dx psi^(m)(x) = psi^(m+1)(x); no derivative in the order m (JAX raises)
+    return _nan_like(ct), ct * lax.polygamma(m + 1, x)
+
+
+@defvjp("regularized_incomplete_beta")
+def regularized_incomplete_beta_vjp(ct, a, b, x, *, out, **params):
+    # d/dx I_x(a, b) = x^(a-1) (1-x)^(b-1) / B(a, b); none in a, b (JAX raises)
+    log_beta = lax.lgamma(a) + lax.lgamma(b) - lax.lgamma(a + b)
+    dx = jnp.exp((b - 1) * jnp.log1p(-x) + (a - 1) * jnp.log(x) - log_beta)
+    return _nan_like(ct), _nan_like(ct), ct * dx
+
+
+@defvjp("bessel_i0e")
+def bessel_i0e_vjp(ct, x, *, out, **params):
+    # i0e = e^{-|x|} i0: d i0e = i1e(x) - sign(x) i0e(x)
+    return (ct * (lax.bessel_i1e(x) - jnp.sign(x) * out),)
+
+
+@defvjp("bessel_i1e")
+def bessel_i1e_vjp(ct, x, *, out, **params):
+    # d i1e = i0e(x) - i1e(x) (sign(x) + 1/x); 1/2 at x = 0 (JAX guards |x| <= eps the same way)
+    eps = jnp.finfo(jnp.result_type(x)).eps
+    not_tiny = jnp.abs(x) > eps
+    safe_x = jnp.where(not_tiny, x, jnp.full_like(x, eps))
+    dy = lax.bessel_i0e(safe_x) - out * (jnp.sign(safe_x) + 1 / safe_x)
+    return (ct * jnp.where(not_tiny, dy, jnp.full_like(x, 0.5)),)
+
+
+@defvjp("random_gamma")
+def random_gamma_vjp(ct, key, a, *, out, log_space=False, **params):
+    # implicit reparameterization: d sample / d a = random_gamma_grad(a, sample)
+    samples = out
+    if log_space:  # d log(s) = ds / s; exp(log s) may round to 0: use the smallest float instead
+        samples = jnp.exp(out)
+        tiny = jnp.full_like(samples, jnp.finfo(samples.dtype).tiny)
+        samples = jnp.where(samples == 0, tiny, samples)
+        return None, ct * (lax.random_gamma_grad(a, samples) / samples)
+    return None, ct * lax.random_gamma_grad(a, samples)
+
+
+defnovjp(
+    "igamma_grad_a",
+    "igamma_grad_a (the derivative of igamma in its shape parameter a) has no derivative, in JAX either. "
+    "funcgrad's igamma rule computes it whenever igamma is differentiated, so second derivatives of "
+    "igamma/igammac in x are refused here too (JAX can take those).\n  fix: differentiate igamma once, "
+    "or wrap it in jax.custom_jvp with the second derivative you need.",
+)
+defnovjp(
+    "random_gamma_grad",
+    "random_gamma_grad (the derivative of a gamma sample in its shape parameter) has no derivative, in JAX "
+    "either: gamma samples can be differentiated once.\n  fix: differentiate the sampler once only.",
+)
+
+defnovjp(
+    "zeta",
+    "lax.zeta (the Hurwitz zeta function) has no derivative rule in JAX either.\n"
+    "  fix: use jax.scipy.special.zeta, whose custom derivative funcgrad follows.",
+)
+
+# bit reinterpretation: piecewise constant in the value, zero derivative as in JAX
+defzero("bitcast_convert_type")

@@ -1,0 +1,41 @@
+"""docs/coverage.md is regenerated from the installed JAX, and no differentiable primitive is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("coverage_page", ROOT / "scripts" / "coverage_page.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_coverage_page_has_no_missing_primitive():
+    page = _script()
+    assert page.main([]) == 0  # rewrites docs/coverage.md
+    table = page.classify()
+    missing = sorted(name for name, (category, _) in table.items() if category == "missing")
+    assert not missing, (
+        f"JAX can differentiate {missing} but funcgrad has no VJP rule for them.\n  fix: add a rule "
+        "(funcgrad/rules/) with a row in tests/rule_specs, or, for internal primitives that ordinary "
+        "programs never produce, an entry with its reason in EXCLUDED in scripts/coverage_page.py"
+    )
+    assert (ROOT / "docs" / "coverage.md").read_text().count("## missing (0)") == 1
+
+
+def test_hand_written_lists_name_real_primitives_with_reasons():
+    page = _script()
+    known = set(page.jax_primitives())
+    for table_name in ("EXCLUDED", "NO_FLOAT_OUTPUT"):
+        entries = getattr(page, table_name)
+        stale = sorted(set(entries) - known)
+        assert not stale, f"{table_name} lists primitives this JAX does not have: {stale}"
+        assert all(reason.strip() for reason in entries.values())
+    # an exclusion must not hide a primitive funcgrad handles
+    table = page.classify()
+    assert all(table[name][0] != "excluded" or name in page.EXCLUDED for name in table)
