@@ -166,6 +166,8 @@ def fit_to_type(ct: Any, t: Type) -> Any:
     if dtype is None:
         dtype = jnp.result_type(ct)
     if dtype != t.dtype:
+        if jnp.issubdtype(dtype, jnp.complexfloating) and not jnp.issubdtype(t.dtype, jnp.complexfloating):
+            ct = jnp.real(ct)  # a real primal's cotangent is the real part of a complex one (JAX's convention)
         ct = lax.convert_element_type(ct, t.dtype)
     return ct
 

@@ -43,7 +43,7 @@ PUBLIC_MODULES = [
     "jax.numpy", "jax.numpy.fft", "jax.numpy.linalg", "jax.scipy.special", "jax.scipy.linalg",
     "jax.scipy.signal", "jax.scipy.stats", "jax.scipy.sparse.linalg", "jax.nn", "jax.random", "jax.lax",
     "jax.lax.linalg", "jax.ad_checkpoint", "jax.custom_batching", "jax.experimental.shard_map",
-    "jax.experimental.multihost_utils", "jax.ffi",
+    "jax.experimental.multihost_utils", "jax.experimental.checkify", "jax.ffi",
 ]  # fmt: skip
 
 CATEGORIES = ["rule", "built in", "zero", "refused", "not differentiable in JAX", "excluded", "missing"]
@@ -76,6 +76,7 @@ NO_FLOAT_OUTPUT = {
     "iota_2x32_shape": "integer counters",
     "debug_callback": "no outputs (jax.debug.callback)",
     "debug_print": "no outputs (jax.debug.print)",
+    "check": "no outputs (jax.experimental.checkify.check)",
     "inspect_sharding": "no outputs",
     "dce_sink": "no outputs",
     "shape_assertion": "no outputs",
@@ -142,22 +143,42 @@ def jax_primitives() -> dict:
             pass
     from jax._src.interpreters import ad, batching, mlir
 
+    owned = _jax_owned_primitives()
     found = {}
     registries = [ad.primitive_jvps, ad.primitive_transposes, batching.fancy_primitive_batchers, mlir._lowerings]
     registries += list(mlir._platform_specific_lowerings.values())
     for registry in registries:
         for prim in registry:
-            found.setdefault(prim.name, prim)
+            if id(prim) in owned:
+                found.setdefault(prim.name, prim)
     return found
+
+
+def _jax_owned_primitives() -> set[int]:
+    """Ids of the primitives JAX itself defines: module-level objects of ``jax``'s own modules.
+
+    The registries also hold primitives that other code (e.g. a test defining a
+    ``jax.extend.core.Primitive``) created in the same process; those are not JAX's,
+    and leaving them out keeps the page the same whatever ran before.
+    """
+    from jax._src import core
+
+    owned = set()
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "jax" or name.startswith("jax.")):
+            continue
+        owned.update(id(v) for v in list(vars(module).values()) if isinstance(v, core.Primitive))
+    return owned
 
 
 def classify() -> dict[str, tuple[str, str]]:
     """primitive name -> (category, note)."""
     from jax._src.interpreters import ad
 
+    primitives = jax_primitives()  # first: importing JAX's modules registers their JVP rules too
     with_jvp = {p.name for p in ad.primitive_jvps}
     table = {}
-    for name in sorted(jax_primitives()):
+    for name in sorted(primitives):
         fg_name = fg_trace._CANONICAL_NAMES.get(name, name)
         note = "" if fg_name == name else f"funcgrad calls it {fg_name!r}"
         if fg_name in zero_vjp_primitives:

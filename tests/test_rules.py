@@ -47,6 +47,22 @@ def _float_dtype(x):
     return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
 
+def _random_cotangent(rng, out):
+    """A random cotangent like ``out``: complex outputs get random real and imaginary parts."""
+    shape, dtype = np.shape(out), jnp.result_type(out)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        return jnp.asarray(rng.normal(size=shape) + 1j * rng.normal(size=shape), dtype)
+    if jnp.issubdtype(dtype, jnp.floating):
+        return jnp.asarray(rng.normal(size=shape), dtype)
+    return np.zeros(shape, jax.dtypes.float0)
+
+
+def _widened(x):
+    """``x`` in complex128 if complex (keeping the imaginary part), else float64, for comparison."""
+    x = np.asarray(x)
+    return x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
+
+
 def check_against_jax(spec, args, dtype):
     argnums = (
         tuple(spec.argnums) if spec.argnums is not None else tuple(i for i, a in enumerate(args) if _float_dtype(a))
@@ -62,20 +78,11 @@ def check_against_jax(spec, args, dtype):
     out_j, vjp_j = jax.vjp(f, *diff_args)
     out_f, vjp_f = funcgrad.vjp(f, *diff_args)
     rng = np.random.default_rng(1)
-    ct = jax.tree.map(
-        lambda o: (
-            jnp.asarray(rng.normal(size=np.shape(o)), jnp.result_type(o))
-            if _float_dtype(o)
-            else np.zeros(np.shape(o), jax.dtypes.float0)
-        ),
-        out_j,
-    )
+    ct = jax.tree.map(lambda o: _random_cotangent(rng, o), out_j)
     rtol, atol = TOL[dtype]
     rtol, atol = spec.rtol or rtol, spec.atol or atol
     jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(
-            np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol
-        ),
+        lambda a, b: np.testing.assert_allclose(_widened(a), _widened(b), rtol=rtol, atol=atol),
         out_f,
         out_j,
     )
@@ -88,8 +95,8 @@ def check_against_jax(spec, args, dtype):
         if jnp.result_type(b) == jax.dtypes.float0:
             continue
         np.testing.assert_allclose(
-            np.asarray(a, np.float64),
-            np.asarray(b, np.float64),
+            _widened(a),
+            _widened(b),
             rtol=rtol,
             atol=atol,
             err_msg=f"cotangent of input {argnums[i]}",

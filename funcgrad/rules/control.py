@@ -163,14 +163,8 @@ def checkpoint_vjp(ct, *args, out, body, prevent_cse=True, **params):
     if prevent_cse:
         # keep XLA from merging the recomputation with the forward pass (JAX's remat does the same).
         # One barrier per input: a barrier joins its operands' varying axes inside shard_map.
-        args = [_barrier(a) for a in args]
+        args = [lax.optimization_barrier(a) for a in args]
     return _scatter_back(_graph_backward(body, args, cts, wrt), wrt)
-
-
-def _barrier(x):
-    # a pair, not a single operand: shape.py's optimization_barrier rule returns list(ct) for one operand,
-    # which would split the array (matters for second derivatives)
-    return lax.optimization_barrier((x, x))[0]
 
 
 @defvjp("name")

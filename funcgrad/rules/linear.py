@@ -1,4 +1,4 @@
-"""VJP rules for contractions: ``dot_general`` (matmul, einsum, batched products).
+"""VJP rules for contractions: ``dot_general`` (matmul, einsum, batched products) and ``ragged_dot_general``.
 
 For ``out = dot_general(x, y)`` the cotangent of ``x`` is ``ct`` contracted with
 ``y`` over ``y``'s kept axes, then transposed back into ``x``'s axis order
@@ -54,3 +54,62 @@ def dot_general_vjp(ct, x, y, *, out, dimension_numbers, precision=None, preferr
     swapped = ((y_contract, x_contract), (y_batch, x_batch))
     ct_y = _dot_general_ct_lhs(ct, y, x, swapped, precision, preferred, swap_ans=True)
     return ct_x, ct_y
+
+
+def _ragged_noncontracting_dim(x_ndim, dims) -> int:
+    """The lhs ragged dimension, which must be a non-contracting one (the only mode JAX can transpose)."""
+    (x_contract, _), (x_batch, _) = dims.dot_dimension_numbers
+    (ragged,) = dims.lhs_ragged_dimensions
+    if ragged in x_contract or ragged in x_batch:
+        kind = "contracting" if ragged in x_contract else "batch"
+        raise NotImplementedError(
+            f"ragged_dot_general with a ragged {kind} dimension of lhs has no VJP (JAX cannot transpose "
+            "it either); only a ragged non-contracting dimension (lax.ragged_dot) is differentiable"
+        )
+    return ragged
+
+
+@defvjp("ragged_dot_general")
+def ragged_dot_general_vjp(
+    ct, x, y, group_sizes, *, out, ragged_dot_dimension_numbers, precision=None, preferred_element_type=None,
+    group_offset=None, **params,
+):  # fmt: skip
+    # ported from JAX's transpose rule: out[b, m, n] = sum_k x[b, m, k] y[g(m), b, k, n], where g(m) is the
+    # group of row m; ct_x contracts ct with y over n (still ragged in m), ct_y contracts x with ct over m
+    # (ragged in a contracting dimension: one result per group)
+    if group_offset is not None:
+        raise NotImplementedError("ragged_dot_general with group_offset has no VJP (JAX has none either)")
+    dims = ragged_dot_dimension_numbers
+    preferred = (
+        preferred_element_type
+        if preferred_element_type is not None and jnp.issubdtype(preferred_element_type, jnp.inexact)
+        else None
+    )
+    (x_contract, y_contract), (x_batch, y_batch) = dims.dot_dimension_numbers
+    ragged = _ragged_noncontracting_dim(np.ndim(x), dims)
+    y_group = list(dims.rhs_group_dimensions)
+    x_kept = _remaining(np.ndim(x), x_contract, x_batch)
+    y_kept = _remaining(np.ndim(y), y_contract, y_batch, y_group)
+
+    ans_batch, _, ans_y = _ranges_like(x_batch, x_kept, y_kept)
+    ct_x_dims = lax.RaggedDotDimensionNumbers(
+        dot_dimension_numbers=((ans_y, y_kept), (ans_batch, list(y_batch))),
+        lhs_ragged_dimensions=[len(x_batch) + x_kept.index(ragged)],
+        rhs_group_dimensions=y_group,
+    )
+    x_contract_sorted_by_y = list(np.take(np.asarray(x_contract, int), np.argsort(np.asarray(y_contract, int))))
+    ct_x = lax.ragged_dot_general(ct, y, group_sizes, ct_x_dims, precision=precision, preferred_element_type=preferred)
+    ct_x = lax.transpose(ct_x, tuple(int(a) for a in np.argsort(list(x_batch) + x_kept + x_contract_sorted_by_y)))
+
+    ans_batch, ans_x, _ = _ranges_like(x_batch, x_kept, y_kept)
+    ct_y_dims = lax.RaggedDotDimensionNumbers(
+        dot_dimension_numbers=((x_kept, ans_x), (list(x_batch), ans_batch)),
+        lhs_ragged_dimensions=[ragged],
+        rhs_group_dimensions=[],
+    )
+    y_contract_sorted_by_x = list(np.take(np.asarray(y_contract, int), np.argsort(np.asarray(x_contract, int))))
+    ct_y = lax.ragged_dot_general(x, ct, group_sizes, ct_y_dims, precision=precision, preferred_element_type=preferred)
+    ct_y = lax.transpose(
+        ct_y, tuple(int(a) for a in np.argsort(y_group + list(y_batch) + y_contract_sorted_by_x + y_kept))
+    )
+    return ct_x, ct_y, None

@@ -1,4 +1,4 @@
-"""VJP rules for ``sort`` (``jnp.sort``, ``jnp.argsort``, multi-operand ``lax.sort``) and ``top_k``.
+"""VJP rules for ``sort`` (``jnp.sort``, ``jnp.argsort``, multi-operand ``lax.sort``), ``top_k`` and ``approx_top_k``.
 
 Both only permute (or pick) entries along one axis, so each output cotangent is
 added back at the position its entry came from. As in JAX's JVP rules, the
@@ -50,4 +50,12 @@ def sort_vjp(ct, *operands, out, dimension, is_stable, num_keys, **params):
 def top_k_vjp(ct, x, *, out, k, axis=-1, **params):
     # ct[0] is the cotangent of the values; the indices output is integer and carries none
     axis = axis % np.ndim(x)
+    return (_scatter_along(ct[0], out[1], np.shape(x), axis),)
+
+
+@defvjp("approx_top_k")
+def approx_top_k_vjp(ct, x, *, out, reduction_dimension, **params):
+    # lax.approx_max_k / approx_min_k: JAX's JVP gathers the tangent at the returned indices, so the
+    # values' cotangent goes back to those positions (as for top_k; on the CPU the search is exact)
+    axis = reduction_dimension % np.ndim(x)
     return (_scatter_along(ct[0], out[1], np.shape(x), axis),)

@@ -79,3 +79,15 @@ SPECS = [
         kinks=[([[1.0, 2.0, 2.0, 0.0], [1.0, 1.0, 2.0, 0.0], [0.0, 2.0, 2.0, 0.0]],)],
     ),
 ]
+
+SPECS += [
+    RuleSpec("approx_top_k", lambda x: lax.approx_max_k(x, 2)[0], sortable((2, 5)), kinks=[(TIES,)]),
+    RuleSpec(
+        "approx_top_k",
+        lambda x: lax.approx_min_k(x, 2, reduction_dimension=0)[0] * jnp.arange(1.0, 5.0),
+        sortable((3, 4)),
+        name="approx_min_k_axis0",
+        dtypes=F64,
+        kinks=[([[1.0, 2.0, 2.0, 0.0], [1.0, 1.0, 2.0, 0.0], [0.0, 2.0, 2.0, 0.0]],)],
+    ),
+]
