@@ -52,8 +52,9 @@ class Backward:
             cts = [ct_env.pop(v, None) for v in eqn.outputs]
             if all(ct is None for ct in cts):
                 continue
+            needed = [isinstance(a, Var) and id(a) in self.active for a in eqn.inputs]
             with rule_scope(self.hooks, eqn):
-                cts_in = apply_rule(eqn, cts, self.env)
+                cts_in = apply_rule(eqn, cts, self.env, needed)
             if self.hooks is not None:
                 self.hooks.after_rule(eqn, cts, cts_in, self.env)
             for atom, ct in zip(eqn.inputs, cts_in, strict=True):
@@ -118,8 +119,12 @@ def check_differentiable(eqn: Eqn) -> None:
         )
 
 
-def apply_rule(eqn: Eqn, cts: list, env: dict) -> list:
-    """Run ``eqn``'s VJP rule; cotangents come back shaped and typed like the inputs."""
+def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = None) -> list:
+    """Run ``eqn``'s VJP rule; cotangents come back shaped and typed like the inputs.
+
+    ``needed[i]`` False (a literal, or an input nothing differentiated flows into) drops input
+    ``i``'s cotangent before it is summed down or cast: that work would be thrown away.
+    """
     primals = read_all(env, eqn.inputs)
     outs = [env[v] for v in eqn.outputs]
     multiple = len(eqn.outputs) != 1
@@ -145,7 +150,9 @@ def apply_rule(eqn: Eqn, cts: list, env: dict) -> list:
             f"the VJP rule of {eqn.primitive!r} returned {len(cts_in)} cotangents for "
             f"{len(eqn.inputs)} inputs (at {eqn.source.where()})"
         )
-    return [None if ct is None else fit_to_type(ct, a.type) for a, ct in zip(eqn.inputs, cts_in)]
+    if needed is None:
+        needed = [True] * len(cts_in)
+    return [None if ct is None or not n else fit_to_type(ct, a.type) for a, ct, n in zip(eqn.inputs, cts_in, needed)]
 
 
 def accumulate(ct_env: dict, v: Var, ct: Any) -> None:

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import jax
 import numpy as np
+
+from funcgrad.trace import placement_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +82,9 @@ def signature_key(fun: Callable, tree, leaves: list, traced_idx: list[int]) -> H
     parts = []
     for i, leaf in enumerate(leaves):
         if i in traced:
-            parts.append(("T", np.shape(leaf), _dtype_of(leaf), bool(getattr(leaf, "weak_type", False))))
+            parts.append(
+                ("T", np.shape(leaf), _dtype_of(leaf), bool(getattr(leaf, "weak_type", False)), placement_of(leaf))
+            )
         else:
             parts.append(("S", type(leaf), leaf))
     key = (fun, tree, tuple(parts), closure_fingerprint(fun))
@@ -95,17 +100,33 @@ def _dtype_of(leaf):
     return str(dtype) if dtype is not None else type(leaf).__name__
 
 
+class _Same:
+    """An object compared by identity. Holding it keeps the object alive, so its ``id`` cannot be
+    reused by a new object (as CPython does for freed floats) while a cache key refers to it."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+
 def closure_fingerprint(fun: Callable) -> tuple:
-    """Identities of the objects ``fun`` reads from its closure and globals."""
+    """The objects ``fun`` reads from its closure and globals, compared by identity."""
     fun = getattr(fun, "__func__", fun)
-    while isinstance(fun, __import__("functools").partial):
+    while isinstance(fun, functools.partial):
         fun = fun.func
     code = getattr(fun, "__code__", None)
     if code is None:
         return ()
-    cells = tuple(id(c.cell_contents) for c in (fun.__closure__ or ()) if _cell_filled(c))
+    cells = tuple(_Same(c.cell_contents) for c in (fun.__closure__ or ()) if _cell_filled(c))
     glb = getattr(fun, "__globals__", {})
-    names = tuple(id(glb[n]) for n in code.co_names if n in glb)
+    names = tuple(_Same(glb[n]) for n in code.co_names if n in glb)
     return cells + names
 
 

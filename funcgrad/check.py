@@ -21,7 +21,6 @@ equation whose VJP rule differs from ``jax.vjp`` of the same primitive.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcgrad import api
+from funcgrad.api import arg_names as _arg_names
 from funcgrad.backprop import vjp_graph
 from funcgrad.check_report import (
     AD_RTOL,
@@ -89,15 +89,6 @@ def is_float_leaf(x) -> bool:
 
 def leaf_dtype(x) -> np.dtype:
     return np.dtype(jnp.result_type(x))
-
-
-def _arg_names(fun, nargs: int) -> list[str]:
-    try:
-        params = list(inspect.signature(fun).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return [params[i].name if i < len(params) and params[i].kind in positional else f"args[{i}]" for i in range(nargs)]
 
 
 class FlatProblem:

@@ -13,19 +13,18 @@ function once eagerly). Each problem carries its fix.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import re
-import traceback
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcgrad.api import arg_names as _arg_names
 from funcgrad.errors import NonDifferentiableError, TracingError
 from funcgrad.ir import Graph, Type, Var
 from funcgrad.rules.registry import no_vjp_reasons, vjp_rules
-from funcgrad.trace import trace_flat
+from funcgrad.trace import trace_flat, user_line_of
 
 tree_util = jax.tree_util
 
@@ -197,15 +196,6 @@ def _dtype(leaf):
     return None
 
 
-def _arg_names(fun, nargs: int) -> list[str]:
-    try:
-        params = list(inspect.signature(fun).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return [params[i].name if i < len(params) and params[i].kind in positional else f"args[{i}]" for i in range(nargs)]
-
-
 def _output_problems(out, name: str, has_aux: bool) -> list[Problem]:
     if has_aux:
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
@@ -305,18 +295,8 @@ def _control_flow_problem(err: TracingError) -> Problem:
 def _trace_failure(err: Exception) -> Problem:
     first = (str(err).strip().splitlines() or [type(err).__name__])[0]
     return Problem(
-        "trace failed", _user_line(err.__traceback__), f"{type(err).__name__}: {first}", "fix the error above"
+        "trace failed", user_line_of(err.__traceback__), f"{type(err).__name__}: {first}", "fix the error above"
     )
-
-
-def _user_line(tb) -> str:
-    where = "<unknown>"
-    for frame in traceback.extract_tb(tb):
-        f = frame.filename
-        if "/jax/" in f or "/jaxlib/" in f or "/funcgrad/" in f or f.startswith("<frozen"):
-            continue
-        where = f"{f}:{frame.lineno}"
-    return where
 
 
 def _run_eagerly(fun, args, kwargs):

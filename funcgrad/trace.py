@@ -10,6 +10,8 @@ Conversion choices:
   * nested ``jit``/``pjit``/``closed_call`` calls are *inlined*; each inlined
     equation keeps ``jit(name)`` in its ``Source.scope`` so printing and drawing
     can group or collapse them.
+  * a ``funcgrad.tag`` (a ``jit`` named ``funcgrad_tag:<label>``) is not inlined:
+    it becomes one ``tag`` equation whose output ``Var`` carries the label.
   * ``custom_jvp_call``, ``custom_vjp_call``, ``checkpoint`` and control flow
     (``scan``, ``cond``, ``while``) stay single equations whose nested programs
     are ``Graph`` values in ``params``.
@@ -20,19 +22,19 @@ Conversion choices:
 from __future__ import annotations
 
 import dataclasses
-import functools
+import inspect
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
+from jax._src import core as _core
+from jax._src import source_info_util as _source_info
 
 from funcgrad.errors import TracingError
 from funcgrad.ir import Atom, Eqn, Graph, Literal, Source, Type, Var
-
-from jax._src import core as _core
-from jax._src import source_info_util as _source_info
+from funcgrad.tagging import tag_name
 
 JAX_VERSION = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit())
 
@@ -60,6 +62,24 @@ def type_of(x) -> Type:
     except TypeError:  # extended dtypes (PRNG keys) stay as JAX's dtype objects
         pass
     return Type(shape, dtype, bool(getattr(aval, "weak_type", False)))
+
+
+_typeof = getattr(jax, "typeof", None) or getattr(_core, "get_aval", None)
+
+
+def placement_of(x) -> tuple:
+    """Where ``x`` lives, beyond its ``Type``: (manual axes it varies over inside ``shard_map``, sharding).
+
+    Both shape a traced program (JAX inserts ``pvary`` for invariant values; explicit shardings
+    appear in equation params), so a graph traced for one placement is not replayed on another.
+    """
+    try:
+        aval = x if isinstance(x, _core.AbstractValue) else _typeof(x)
+    except TypeError:
+        return (None, None)
+    mat = getattr(aval, "mat", None)  # jax >= 0.9: varying / unreduced / reduced manual axes
+    manual = (mat.varying, mat.unreduced, mat.reduced) if mat is not None else getattr(aval, "vma", None)
+    return (manual, getattr(aval, "sharding", None))
 
 
 def _is_jaxpr(x) -> bool:
@@ -115,6 +135,9 @@ def _convert_eqns(jax_eqns, ctx: _Context, out: list[Eqn], fallback: Source | No
         name = e.primitive.name
         inputs = tuple(_read(ctx, v) for v in e.invars)
         if name in _INLINED_CALLS:
+            if tag_name(e.params.get("name")) is not None:
+                out.append(_tag_eqn(e, inputs, ctx, fallback))
+                continue
             _inline_call(e, inputs, ctx, out)
             continue
         outputs = tuple(Var(_var_type(v)) for v in e.outvars)
@@ -140,7 +163,12 @@ def _inline_call(e, inputs, ctx: _Context, out: list[Eqn]) -> None:
     else:
         sub_jaxpr, sub_consts = sub, ()
     label = e.params.get("name", e.primitive.name)
-    inner = _Context(env={}, constvars=ctx.constvars, consts=ctx.consts, scope=_join(ctx.scope, str(e.source_info.name_stack), f"jit({label})"))
+    inner = _Context(
+        env={},
+        constvars=ctx.constvars,
+        consts=ctx.consts,
+        scope=_join(ctx.scope, str(e.source_info.name_stack), f"jit({label})"),
+    )
     for v, c in zip(sub_jaxpr.constvars, sub_consts):
         cv = Var(_var_type(v))
         inner.env[v] = cv
@@ -152,6 +180,23 @@ def _inline_call(e, inputs, ctx: _Context, out: list[Eqn]) -> None:
     for v, inner_v in zip(e.outvars, sub_jaxpr.outvars):
         if not isinstance(v, _core.DropVar):
             ctx.env[v] = _read(inner, inner_v)
+
+
+def _tag_eqn(e, inputs, ctx: _Context, fallback: Source | None) -> Eqn:
+    """A ``funcgrad.tag`` call -> one ``tag`` equation whose output carries the label (not inlined)."""
+    label = tag_name(e.params["name"])
+    outputs = tuple(Var(_var_type(v), label=label) for v in e.outvars)
+    for v, nv in zip(e.outvars, outputs):
+        if not isinstance(v, _core.DropVar):
+            ctx.env[v] = nv
+    # impl re-binds the jit call, so re-tracing a graph (e.g. a traced backward pass) keeps the tag
+    return Eqn(
+        "tag", inputs, outputs, {"name": label}, _bind_impl(e.primitive, e.params), _source_of(e, ctx.scope, fallback)
+    )
+
+
+# funcgrad.tag's own frame is not the user's line: point tags at their caller.
+_source_info.register_exclusion(__file__.rsplit("/", 1)[0] + "/tagging.py")
 
 
 def _join(*parts: str) -> str:
@@ -204,9 +249,20 @@ def _bind_impl(primitive, params) -> Callable[..., list]:
     return impl
 
 
+# jax < 0.7: ``user_frame(source_info)``; later releases: ``user_frame(traceback)``.
+_USER_FRAME_TAKES_INFO = next(iter(inspect.signature(_source_info.user_frame).parameters)) == "source_info"
+
+
+def _user_frame(info):
+    """The innermost user frame of an equation's ``SourceInfo`` (None if it has no traceback)."""
+    if info.traceback is None:
+        return None
+    return _source_info.user_frame(info if _USER_FRAME_TAKES_INFO else info.traceback)
+
+
 def _source_of(e, scope: str, fallback: Source | None = None) -> Source:
     info = e.source_info
-    frame = _source_info.user_frame(info.traceback) if info.traceback is not None else None
+    frame = _user_frame(info)
     stack = _join(scope, str(info.name_stack))
     if frame is None:
         if fallback is not None and fallback.file is not None:
@@ -269,7 +325,9 @@ class CustomVJPRule:
         self._out_trees = params["out_trees"]
         self.num_consts = params["num_consts"]
         self.symbolic_zeros = params.get("symbolic_zeros", False)
-        self.name = params.get("name") or _fun_name(self._bwd)
+        # the primal function's name (bwd is often a lambda)
+        primal = _jaxpr_name(params.get("call_jaxpr", params.get("fun_jaxpr")))
+        self.name = params.get("name") or (primal if primal != "custom" else _fun_name(self._bwd))
         self._memo: dict = {}
 
     def fwd_graph(self, nonzeros: Sequence[bool]) -> Graph:
@@ -328,6 +386,9 @@ def _none_if_zero(ct):
 
 def _fun_name(fun) -> str:
     info = getattr(fun, "debug_info", None)
+    wrapped = getattr(getattr(fun, "__self__", None), "f", None)  # jax < 0.5: WrappedFun.call_wrapped
+    if wrapped is not None:
+        return _fun_name(wrapped)
     return getattr(info, "func_name", None) or getattr(fun, "__name__", "custom")
 
 
@@ -358,7 +419,7 @@ def trace_flat(fun: Callable, flat_args: Sequence[Any]) -> Traced:
 
 
 def _python_control_flow_message(err: Exception) -> str:
-    where = _user_line_of(err.__traceback__)
+    where = user_line_of(err.__traceback__)
     first = str(err).strip().splitlines()[0]
     return (
         f"funcgrad traces your function abstractly (like jax.jit), so Python control flow on a traced "
@@ -368,7 +429,7 @@ def _python_control_flow_message(err: Exception) -> str:
     )
 
 
-def _user_line_of(tb) -> str:
+def user_line_of(tb) -> str:
     """The innermost traceback frame outside JAX and funcgrad, as ``file:line``."""
     where = "<unknown>"
     for frame in traceback.extract_tb(tb):

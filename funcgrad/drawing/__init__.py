@@ -185,7 +185,7 @@ def draw(
 
 def _input_labels(fun, args, kwargs, call) -> list[str]:
     """Argument names with pytree paths for each traced leaf: ``x``, ``w['l1']['W']``, ``train``."""
-    names = api._arg_names(fun, len(args))
+    names = api.arg_names(fun, len(args))
     paths = [p for p, _ in jax.tree_util.tree_flatten_with_path((tuple(args), kwargs))[0]]
     out = []
     for i in call.traced_idx:

@@ -47,6 +47,8 @@ def reduce_prod_vjp(ct, x, *, out, axes, **params):
     xt = lax.transpose(x, perm)
     n_kept = int(np.prod([x_shape[a] for a in kept], dtype=np.int64))
     n_red = int(np.prod([x_shape[a] for a in axes], dtype=np.int64))
+    if n_red == 0:  # an empty product (x has no entries): an empty gradient
+        return (jnp.zeros(x_shape, jnp.result_type(ct)),)
     flat = lax.reshape(xt, (n_kept, n_red))
     ones = jnp.ones((n_kept, 1), flat.dtype)
     before = jnp.concatenate([ones, lax.cumprod(flat, axis=1)[:, :-1]], axis=1)

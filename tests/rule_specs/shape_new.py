@@ -1,4 +1,5 @@
-"""Rows for shape primitives that newer JAX releases have (``stack``, ``unstack``, ``tile``: jax >= 0.10)."""
+"""Rows added by the fuzzing work: primitives newer JAX releases have (``stack``, ``unstack``, ``tile``:
+jax >= 0.10) and the cases the fuzzer found wrong (single-output multi-result primitives, empty products)."""
 
 import jax.numpy as jnp
 from jax import lax
@@ -34,3 +35,5 @@ SPECS += [
         "unstack", lambda x: jnp.unstack(x, axis=1)[0], fixed(normal(3, 1)), min_jax=(0, 10), name="unstack_single"
     ),
 ]
+# found by fuzzing on jax 0.7: a product over axes of total size 0
+SPECS += [RuleSpec("reduce_prod", lambda x: jnp.prod(x, axis=2), fixed(normal(1, 3, 0)), name="reduce_prod_empty_axis")]

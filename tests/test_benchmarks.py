@@ -1,0 +1,71 @@
+"""The benchmark harness's own claims, checked cheaply: same compiled program, deep graphs, reports."""
+
+import gc
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import funcgrad
+from benchmarks import measure, run, scaling
+from benchmarks.workloads import make_workloads
+
+
+def test_mynet_compiles_to_the_same_program_as_jax_grad():
+    w = make_workloads()["A1"]
+    args = (jax.tree_util.tree_map(jnp.asarray, w.params), *map(jnp.asarray, w.batch))
+    xla = measure.xla_analysis(w.loss, args)
+    fg, jx = xla["funcgrad"], xla["jax"]
+    assert sum(fg["hlo"].values()) > 10
+    assert measure.hlo_difference(fg["hlo"], jx["hlo"]) == 0
+    assert fg["flops"] == jx["flops"] and fg["bytes accessed"] == jx["bytes accessed"]
+    assert fg["peak"] == jx["peak"]
+
+
+def test_hlo_signature_ignores_names_and_metadata_but_not_shapes():
+    a = '%add.3 = f32[4]{0} add(%p.1, %p.2), metadata={op_name="x"}'
+    b = '%add.9 = f32[4]{0} add(%q.7, %q.8), metadata={op_name="y" stack_frame_id=3}'
+    c = "%add.9 = f32[5]{0} add(%q.7, %q.8)"
+    assert measure.hlo_difference(measure.hlo_signature(a), measure.hlo_signature(b)) == 0
+    assert measure.hlo_difference(measure.hlo_signature(a), measure.hlo_signature(c)) == 2
+
+
+def test_graph_deeper_than_the_recursion_limit():
+    f, x = scaling.chain(2 * sys.getrecursionlimit() + 200)
+    graph = funcgrad.trace(f)(x)
+    assert len(graph.eqns) > sys.getrecursionlimit()  # a recursive sweep would overflow the stack
+    got = jax.jit(funcgrad.grad(f))(x)
+    np.testing.assert_allclose(got, jax.jit(jax.grad(f))(x), rtol=1e-5, atol=1e-6)
+
+
+def test_collector_state_is_restored():
+    f = lambda x: jnp.sum(jnp.sin(x) ** 2)
+    x = jnp.linspace(0.0, 1.0, 5)
+    assert gc.isenabled()
+    funcgrad.grad(f)(x)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        funcgrad.grad(f)(x)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_results_file_keeps_the_hand_written_analysis(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text(f"# Results\n\nintro\n\n{run.BEGIN}\nold figures\n{run.END}\n\n## Analysis\nkept\n")
+    run.write_results(path, f"{run.BEGIN}\nnew figures\n{run.END}")
+    text = path.read_text()
+    assert "new figures" in text and "old figures" not in text
+    assert text.startswith("# Results\n\nintro") and text.endswith("## Analysis\nkept\n")
+
+
+def test_steady_state_times_every_step_interleaved():
+    calls = []
+    steps = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    stats = measure.steady_state(steps, min_reps=10, budget_s=0.0, warmup=1)
+    assert stats["a"]["n"] == stats["b"]["n"] == 10
+    assert calls.count("a") == calls.count("b") == 11
+    assert calls[2:4] == ["a", "b"] and calls[4:6] == ["b", "a"]  # the order rotates each round
