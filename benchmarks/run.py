@@ -120,7 +120,7 @@ def _steady_section(results) -> str:
     head = ["workload", *[f"{c} ms" for c in cols], "funcgrad/jax (jit)", "funcgrad/jax (eager)", "torch/jax (eager)"]
     n = min(min(v["n"] for v in r["steady"].values()) for r in results)
     note = (
-        f"Median [25th–75th percentile] of one gradient step (forward + backward, loss and all parameter gradients), "
+        f"Median [25th–75th percentile] of one gradient step (forward and backward pass, the gradient of every parameter), "
         f"in milliseconds, over at least {n} runs after 2 warm-up calls; funcgrad and jax.grad of the same mode "
         "are timed alternately (one call each per round, order swapping), PyTorch and autograd on their own."
     )
