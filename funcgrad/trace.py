@@ -185,14 +185,21 @@ def _inline_call(e, inputs, ctx: _Context, out: list[Eqn]) -> None:
 def _tag_eqn(e, inputs, ctx: _Context, fallback: Source | None) -> Eqn:
     """A ``funcgrad.tag`` call -> one ``tag`` equation whose output carries the label (not inlined)."""
     label = tag_name(e.params["name"])
+    source = _source_of(e, ctx.scope, fallback)
+    if not e.outvars and inputs:
+        # jax < 0.6 forwards a jit's outputs that are its inputs, so the identity call has no outputs
+        # and later equations read the input: give them a labelled copy instead (as newer JAX does)
+        outputs = tuple(Var(a.type, label=label) for a in inputs)
+        for v, nv in zip(e.invars, outputs):
+            if not isinstance(v, _core.Literal):
+                ctx.env[v] = nv
+        return Eqn("tag", inputs, outputs, {"name": label}, lambda *xs: list(xs), source)
     outputs = tuple(Var(_var_type(v), label=label) for v in e.outvars)
     for v, nv in zip(e.outvars, outputs):
         if not isinstance(v, _core.DropVar):
             ctx.env[v] = nv
     # impl re-binds the jit call, so re-tracing a graph (e.g. a traced backward pass) keeps the tag
-    return Eqn(
-        "tag", inputs, outputs, {"name": label}, _bind_impl(e.primitive, e.params), _source_of(e, ctx.scope, fallback)
-    )
+    return Eqn("tag", inputs, outputs, {"name": label}, _bind_impl(e.primitive, e.params), source)
 
 
 # funcgrad.tag's own frame is not the user's line: point tags at their caller.
@@ -232,7 +239,12 @@ def _convert_params(name: str, params) -> dict:
 def _jaxpr_name(jaxpr) -> str:
     inner = getattr(jaxpr, "jaxpr", jaxpr)
     info = getattr(inner, "debug_info", None)
-    return getattr(info, "func_name", None) or "custom"
+    name = getattr(info, "func_name", None)
+    eqns = getattr(inner, "eqns", ())
+    if name is None and len(eqns) == 1 and eqns[0].primitive.name in _INLINED_CALLS:
+        # jax < 0.6 records no function name here; a body that is one jit call is named by that call
+        name = eqns[0].params.get("name")
+    return name or "custom"
 
 
 def _bind_impl(primitive, params) -> Callable[..., list]:
@@ -240,7 +252,7 @@ def _bind_impl(primitive, params) -> Callable[..., list]:
 
     def impl(*args):
         bind_params = primitive.get_bind_params(params)
-        if isinstance(bind_params, tuple):  # jax < 0.7 returned (subfuns, params)
+        if isinstance(bind_params, tuple):  # jax < 0.10 returned (subfuns, params)
             subfuns, bind_params = bind_params
             args = (*subfuns, *args)
         out = primitive.bind(*args, **bind_params)

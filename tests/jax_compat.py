@@ -16,6 +16,7 @@ JAX_VERSION = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit(
 MODULE_MIN_JAX = {
     "collective": ((0, 7), "shard_map rows use jax.shard_map / jax.sharding.AxisType / check_vma"),
     "placement": ((0, 7), "sharding rows use jax.sharding.AxisType and explicit meshes"),
+    "linear": ((0, 6), "ragged_dot_general rows use lax.RaggedDotDimensionNumbers (new in JAX 0.6)"),
 }
 
 # rule-table row id (``RuleSpec.id``) or fuzz regression name -> (first JAX release it passes on, why)

@@ -3,7 +3,7 @@
 A ``Program`` is Python source (``def f(a0, a1, ...): ... return outs``) plus the
 source of its example arguments, so every program found by a fuzz run can be
 printed, pasted into a regression test and re-run as it is. Programs compose
-the operations of ``tests/fuzz/ops.py`` (jax.numpy / jax.lax / jax.nn calls,
+the operations of ``tests/fuzz/ops/`` (jax.numpy / jax.lax / jax.nn calls,
 broadcasting, float32/float64, pytrees of inputs, control flow) over a small
 family of mutually broadcastable shapes.
 
@@ -373,7 +373,7 @@ class Builder:
     def body(self, name: str, params: str, inputs: Sequence[Val], outs: Sequence[tuple], closure=True, steps=None):
         """Write ``def name(params):`` whose body computes values of the types ``outs`` ((shape, dtype, bound))."""
         sub = self.sub(inputs, closure)
-        sub.run(self.draw.integer(1, 3) if steps is None else steps, body=True)
+        sub.run(self.draw.integer(1, 3) if steps is None else steps)
         results = []
         for shape, dtype, bound in outs:
             v = sub.pick() or inputs[0]
@@ -387,7 +387,7 @@ class Builder:
 
     # -- the main loop
 
-    def run(self, steps: int, body: bool = False) -> None:
+    def run(self, steps: int) -> None:
         """Append ``steps`` random operations."""
         ops = [o for o in self.ops if not (o.family == "control" and self.depth >= MAX_DEPTH)]
         if not ops:
