@@ -26,7 +26,7 @@ from jax import lax
 from funcgrad.errors import NonDifferentiableError, UnsupportedPrimitiveError
 from funcgrad.interpret import read_all
 from funcgrad.ir import Eqn, Graph, Type, Var
-from funcgrad.rules.registry import no_vjp_reasons, vjp_rules
+from funcgrad.rules.registry import no_vjp_reasons, symbolic_zero_rules, vjp_rules
 
 # Primitives whose outputs never carry a gradient, whatever their inputs.
 _GRADIENT_STOPPERS = {"stop_gradient"}
@@ -128,7 +128,7 @@ def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = N
     primals = read_all(env, eqn.inputs)
     outs = [env[v] for v in eqn.outputs]
     multiple = len(eqn.outputs) != 1
-    if multiple:
+    if multiple and eqn.primitive not in symbolic_zero_rules:
         cts = [zeros_like_type(v.type) if ct is None else ct for v, ct in zip(eqn.outputs, cts)]
     rule = vjp_rules[eqn.primitive]
     try:

@@ -31,6 +31,16 @@ def used_inputs(graph: Graph) -> list[bool]:
     return [id(v) in read for v in graph.inputs]
 
 
+def inputs_reached(graph: Graph, from_outputs: list[bool], cut: frozenset[str] | set[str] = frozenset()) -> list[bool]:
+    """For each graph input, whether a path of equations leads from it to an output marked in
+    ``from_outputs``; equations whose primitive is in ``cut`` do not pass the path on."""
+    needed = {id(a) for a, m in zip(graph.outputs, from_outputs) if m and isinstance(a, Var)}
+    for eqn in reversed(graph.eqns):
+        if eqn.primitive not in cut and any(id(v) in needed for v in eqn.outputs):
+            needed.update(id(a) for a in eqn.inputs if isinstance(a, Var))
+    return [id(v) in needed for v in graph.inputs]
+
+
 def relabel(graph: Graph, labels: Mapping[int, str], sources: Mapping[int, Source] = {}) -> Graph:
     """A copy of ``graph`` whose variables ``id(v) in labels`` carry that label, and whose equations
     ``id(e) in sources`` carry that source."""

@@ -51,3 +51,37 @@ def test_override_existing_rule_and_restore():
     finally:
         funcgrad.defvjp("sin", old)
     np.testing.assert_allclose(funcgrad.grad(f)(x), jax.grad(f)(x))
+
+
+# a two-output primitive: (sqrt(x), 2 x)
+sqrt_and_double_p = Primitive("funcgrad_test_sqrt_and_double")
+sqrt_and_double_p.multiple_results = True
+sqrt_and_double_p.def_impl(lambda x: [jnp.sqrt(x), 2 * x])
+sqrt_and_double_p.def_abstract_eval(lambda x: [jax.core.ShapedArray(x.shape, x.dtype)] * 2)
+
+
+@pytest.mark.parametrize("symbolic_zeros", [False, True])
+def test_symbolic_zeros_registration(symbolic_zeros):
+    # only the second output is used; at x = 0 the unused sqrt's term is 0 * inf
+    received = []
+
+    def rule(ct, x, *, out, **params):
+        received.append(ct)
+        ct_sqrt, ct_double = ct
+        total = 2 * ct_double
+        if ct_sqrt is not None:
+            total = total + ct_sqrt / (2 * out[0])
+        return (total,)
+
+    try:
+        funcgrad.defvjp("funcgrad_test_sqrt_and_double", rule, symbolic_zeros=symbolic_zeros)
+        g = funcgrad.grad(lambda x: jnp.sum(sqrt_and_double_p.bind(x)[1]))(jnp.array([0.0, 1.0]))
+    finally:
+        vjp_rules.pop("funcgrad_test_sqrt_and_double", None)
+    ct_sqrt = received[0][0]
+    if symbolic_zeros:
+        assert ct_sqrt is None
+        np.testing.assert_allclose(g, [2.0, 2.0])
+    else:  # zeros are filled in, and the rule's 0 * inf is the rule's own business
+        np.testing.assert_array_equal(ct_sqrt, [0.0, 0.0])
+        assert np.isnan(g[0]) and g[1] == 2.0

@@ -105,7 +105,7 @@ def _unmentioned(mesh, spec, manual_axes) -> tuple:
     return tuple(a for a in mesh.axis_names if a in manual_axes and a not in _mentioned(spec))
 
 
-@defvjp("shard_map")
+@defvjp("shard_map", symbolic_zeros=True)
 def shard_map_vjp(ct, *args, out, jaxpr, mesh, in_specs, out_specs, check_vma, **params):
     # the backward pass is another shard_map: each shard differentiates its own piece of the body.
     # Without varying-axes checks (check_vma=False), JAX's transpose splits a replicated output's

@@ -5,6 +5,11 @@ The nested programs of these primitives are funcgrad ``Graph`` values in
 (``backprop.vjp_graph``), run *inside* a ``lax`` control-flow construct so
 that the backward pass stays one traceable program:
 
+Outputs that received no cotangent arrive as ``None`` (``symbolic_zeros=True``)
+and stay symbolic zeros inside the nested backward passes, so terms such as
+0 * d sqrt(x)/dx at x = 0 for an unused output are never formed (JAX's
+transpose and dead-code elimination skip them too, and give finite answers).
+
 * ``cond``: a ``lax.switch`` on the same index over the branches' backward
   passes; each branch recomputes its own forward values first. The index gets
   no gradient.
@@ -26,9 +31,10 @@ import jax.numpy as jnp
 from jax import lax
 
 from funcgrad.backprop import vjp_graph
+from funcgrad.graph_edit import inputs_reached
 from funcgrad.interpret import eval_graph
 from funcgrad.ir import Graph, Type
-from funcgrad.rules.registry import defnovjp, defvjp
+from funcgrad.rules.registry import defnovjp, defvjp, zero_vjp_primitives
 
 
 def _as_list(ct, n_out: int) -> list:
@@ -71,7 +77,7 @@ def _scatter_back(diff_cts, wrt):
 # ------------------------------------------------------------------------ cond
 
 
-@defvjp("cond")
+@defvjp("cond", symbolic_zeros=True)
 def cond_vjp(ct, index, *operands, out, branches, **params):
     # only the branch that ran contributes: switch over the branches' backward passes
     out_types = branches[0].out_types
@@ -90,7 +96,20 @@ def cond_vjp(ct, index, *operands, out, branches, **params):
 # ------------------------------------------------------------------------ scan
 
 
-@defvjp("scan")
+def _live_carries(body: Graph, num_consts: int, num_carry: int, ct_carry: list, ct_ys: list) -> list[bool]:
+    """Which carries' cotangents can be nonzero: those whose final value received one, and those some
+    live carry or received ``ys`` cotangent depends on in the body (a fixpoint, as JAX's scan DCE)."""
+    live = [c is not None for c in ct_carry]
+    ys_live = [c is not None for c in ct_ys]
+    while True:
+        reached = inputs_reached(body, live + ys_live, cut=zero_vjp_primitives)
+        new = [a or b for a, b in zip(live, reached[num_consts : num_consts + num_carry])]
+        if new == live:
+            return live
+        live = new
+
+
+@defvjp("scan", symbolic_zeros=True)
 def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, unroll=1, **params):
     body = jaxpr
     consts = list(args[:num_consts])
@@ -107,6 +126,11 @@ def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, unro
     out_t = body.out_types
     cts = _float_only(_as_list(ct, len(out_t)), out_t)
     ct_carry, ct_ys = cts[:num_carry], cts[num_carry:]
+    # a carry no received cotangent depends on keeps a symbolic zero throughout: it is left out of the
+    # backward loop and treated as a constant by the body's backward pass (exact: it reaches no live output)
+    live = _live_carries(body, num_consts, num_carry, ct_carry, ct_ys)
+    wrt_carry = [w and k for w, k in zip(wrt_carry, live)]
+    wrt = [*wrt_const, *wrt_carry, *wrt_x]
 
     # 1. run the loop again, stacking the carry each iteration starts from (the residuals)
     def forward(carry, x):
@@ -152,7 +176,7 @@ defnovjp(
 # ------------------------------------------------------------------ checkpoint
 
 
-@defvjp("checkpoint")
+@defvjp("checkpoint", symbolic_zeros=True)
 def checkpoint_vjp(ct, *args, out, body, prevent_cse=True, **params):
     # rematerialize: run the body's forward again here, in the backward pass, rather than keeping its
     # intermediates from the forward pass. Whatever `policy` says, everything is recomputed.

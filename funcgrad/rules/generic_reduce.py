@@ -55,7 +55,7 @@ def _reduce_tree(reducer_graph, dimensions, n_operands):
     return tree
 
 
-@defvjp("reduce")
+@defvjp("reduce", symbolic_zeros=True)
 def reduce_vjp(ct, *args, out, jaxpr, dimensions, **params):
     n_operands = len(args) // 2
     cts = list(ct) if isinstance(ct, (list, tuple)) else [ct]

@@ -56,7 +56,10 @@ def _solve(a, b, **kw):
 
 
 def _transpose(tangent_map, tangent_like, cts):
-    """Cotangents of the inputs of ``tangent_map`` (linear in its arguments), by funcgrad's reverse sweep."""
+    """Cotangents of the inputs of ``tangent_map`` (linear in its arguments), by funcgrad's reverse sweep.
+
+    A ``None`` in ``cts`` is a symbolic zero: the sweep skips the equations only it reaches, so a
+    term such as 0 * 1/(s_i - s_j) at repeated singular values is never formed (JAX's convention)."""
     zeros = [jnp.zeros(np.shape(t), jnp.result_type(t)) for t in tangent_like]
     graph = trace_flat(lambda *ts: list(tangent_map(*ts)), zeros).graph
     _, backward = vjp_graph(graph, zeros, [True] * len(zeros))
@@ -144,7 +147,7 @@ def cholesky_vjp(ct, x, *, out, **params):
     return (_solve(L, tmp, left_side=False, lower=True, conjugate_a=True),)
 
 
-@defvjp("eigh")
+@defvjp("eigh", symbolic_zeros=True)
 def eigh_vjp(ct, x, *, out, subset_by_index=None, **params):
     # with M = V^H dA V and F_ij = 1/(w_j - w_i) (0 on the diagonal): dV = V (F * M), dw = diag(re M)
     # (uses the forward's V, w; JAX recomputes eigh(symmetrize(a)): the same for the symmetric input that
@@ -154,11 +157,17 @@ def eigh_vjp(ct, x, *, out, subset_by_index=None, **params):
         raise NonDifferentiableError(
             "eigh has no derivative for a partial eigendecomposition (subset_by_index), as in JAX"
         )
+    # A cotangent that is None (symbolic zero) drops its term, as JAX's transpose does: eigvalsh at
+    # repeated eigenvalues (F = inf there) has a finite derivative, which 0 * F would turn into NaN.
     (v, w_real), (ct_v, ct_w) = out, ct
     w = w_real.astype(x.dtype)
     eye = _eye(n, x.dtype)
-    f = lax.integer_pow(eye + w[..., None, :] - w[..., :, None], -1) - eye
-    ct_m = f * _mm(_T(v), ct_v) + _diag(ct_w.astype(x.dtype))
+    ct_m = jnp.zeros(x.shape, x.dtype)
+    if ct_v is not None:
+        f = lax.integer_pow(eye + w[..., None, :] - w[..., :, None], -1) - eye
+        ct_m = ct_m + f * _mm(_T(v), ct_v)
+    if ct_w is not None:
+        ct_m = ct_m + _diag(ct_w.astype(x.dtype))
     return (_mm(_mm(jnp.conj(v), ct_m), _T(v)),)
 
 
@@ -183,7 +192,7 @@ def lu_vjp(ct, a, *, out, **params):
     return (_mm(_T(p), ct_pa),)
 
 
-@defvjp("qr")
+@defvjp("qr", symbolic_zeros=True)
 def qr_vjp(ct, x, *, out, pivoting=False, full_matrices=True, **params):
     q, r = out[0], out[1]
     perm = out[2] if pivoting else None
@@ -233,7 +242,7 @@ def _thin_qr_tangent(q, r, dx):
     return dq, dr
 
 
-@defvjp("svd")
+@defvjp("svd", symbolic_zeros=True)
 def svd_vjp(ct, a, *, out, full_matrices, compute_uv, subset_by_index=None, algorithm=None, **params):
     m, n = a.shape[-2:]
     if compute_uv and full_matrices and m != n:
@@ -279,7 +288,7 @@ def _svd_tangent(s, u, vt, da):
     return ds, du, _H(dv)
 
 
-@defvjp("eig")
+@defvjp("eig", symbolic_zeros=True)
 def eig_vjp(ct, a, *, out, compute_left_eigenvectors=True, compute_right_eigenvectors=True,
             enable_eigvec_derivs=False, implementation=None, **params):  # fmt: skip
     if (compute_left_eigenvectors or compute_right_eigenvectors) and not enable_eigvec_derivs:

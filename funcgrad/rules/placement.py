@@ -15,11 +15,11 @@ from jax.sharding import PartitionSpec as P
 from funcgrad.rules.registry import defvjp
 
 
-@defvjp("device_put")
+@defvjp("device_put", symbolic_zeros=True)
 def device_put_vjp(ct, *xs, out, devices, srcs, **params):
     # several operands may be moved at once; each cotangent goes back to its operand's source
     cts = ct if len(xs) != 1 else [ct]
-    return [c if src is None else jax.device_put(c, src) for c, src in zip(cts, srcs)]
+    return [c if c is None or src is None else jax.device_put(c, src) for c, src in zip(cts, srcs)]
 
 
 @defvjp("sharding_constraint")

@@ -5,7 +5,8 @@ A rule has the signature::
     def mul_vjp(ct, x, y, *, out, **params) -> (ct_x, ct_y)
 
 ``ct`` is the cotangent of the output (a list, one per output, for primitives
-with several outputs; zeros are filled in for outputs that received none);
+with several outputs; zeros are filled in for outputs that received none, or
+``None`` is passed for them to rules registered with ``symbolic_zeros=True``);
 the primal inputs follow positionally; ``out`` is the primal output (a list
 for several outputs); ``params`` are the equation's parameters. A rule
 returns one cotangent per input, ``None`` for a symbolic zero (no gradient).
@@ -27,12 +28,20 @@ vjp_rules: dict[str, VJPRule] = {}
 # primitive name -> why it cannot be reverse-differentiated, and what to do instead
 no_vjp_reasons: dict[str, str] = {}
 
+# primitives whose rules take ``None`` for an output that received no cotangent (instead of zeros):
+# rules whose terms can be 0 * inf, e.g. eigh's 1/(w_j - w_i) at repeated eigenvalues when only the
+# eigenvalues are used, where JAX (whose transposes skip symbolic zeros) gives a finite answer
+symbolic_zero_rules: set[str] = set()
+
 # primitives whose outputs carry no gradient at all (comparisons, rounding, random bits, ...)
 zero_vjp_primitives: set[str] = set()
 
 
-def defvjp(primitive: str, rule: VJPRule | None = None):
+def defvjp(primitive: str, rule: VJPRule | None = None, *, symbolic_zeros: bool = False):
     """Register (or override) the VJP rule of ``primitive``; usable as a decorator.
+
+    With ``symbolic_zeros=True`` a rule of a several-output primitive receives ``None``
+    (not an array of zeros) for each output that received no cotangent.
 
     Example::
 
@@ -41,8 +50,12 @@ def defvjp(primitive: str, rule: VJPRule | None = None):
             return (ct * jnp.cos(x),)
     """
     if rule is None:
-        return lambda r: defvjp(primitive, r)
+        return lambda r: defvjp(primitive, r, symbolic_zeros=symbolic_zeros)
     vjp_rules[primitive] = rule
+    if symbolic_zeros:
+        symbolic_zero_rules.add(primitive)
+    else:
+        symbolic_zero_rules.discard(primitive)
     no_vjp_reasons.pop(primitive, None)
     zero_vjp_primitives.discard(primitive)
     return rule
@@ -52,6 +65,7 @@ def defzero(*primitives: str) -> None:
     """Declare that ``primitives`` have zero derivative everywhere (or no float outputs)."""
     for p in primitives:
         zero_vjp_primitives.add(p)
+        symbolic_zero_rules.discard(p)
         vjp_rules[p] = _zero_vjp
 
 
@@ -64,6 +78,7 @@ def defnovjp(primitive: str, reason: str) -> None:
     """Declare that ``primitive`` cannot be reverse-differentiated, with the fix to suggest."""
     no_vjp_reasons[primitive] = reason
     vjp_rules.pop(primitive, None)
+    symbolic_zero_rules.discard(primitive)
 
 
 def supported_primitives() -> list[str]:

@@ -65,7 +65,8 @@ def _as_list(ct, n_out: int) -> list:
 
 @defvjp("optimization_barrier")
 def optimization_barrier_vjp(ct, *xs, out, **params):
-    # the identity on each operand
+    # the identity on each operand; an output with no cotangent gives its operand zeros, not a
+    # symbolic zero, as JAX's transpose does (tests/test_symbolic_zeros.py)
     return _as_list(ct, len(xs))
 
 

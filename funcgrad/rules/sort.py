@@ -32,7 +32,8 @@ def _scatter_along(ct, positions, x_shape, axis):
     )
 
 
-@defvjp("sort")
+# symbolic_zeros: an operand whose sorted output received no cotangent gets none (None), as in JAX
+@defvjp("sort", symbolic_zeros=True)
 def sort_vjp(ct, *operands, out, dimension, is_stable, num_keys, **params):
     cts = ct if isinstance(ct, (list, tuple)) else [ct]
     shape = np.shape(operands[0])
@@ -41,7 +42,9 @@ def sort_vjp(ct, *operands, out, dimension, is_stable, num_keys, **params):
     # where each sorted entry came from (the same permutation the forward pass applied)
     perm = lax.sort((*operands, iota), dimension=dimension, is_stable=is_stable, num_keys=num_keys)[-1]
     return [
-        _scatter_along(c, perm, shape, dimension) if jnp.issubdtype(jnp.result_type(x), jnp.inexact) else None
+        _scatter_along(c, perm, shape, dimension)
+        if c is not None and jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+        else None
         for c, x in zip(cts, operands)
     ]
 
