@@ -25,7 +25,7 @@ VERSIONS=("$@")
 [ ${#VERSIONS[@]} -eq 0 ] && VERSIONS=("$OLDEST" "$NEWEST")
 
 DIR=${JAX_MATRIX_DIR:-$HOME/.cache/funcgrad-jax-matrix}
-TESTS=${JAX_MATRIX_TESTS:-tests/test_rules.py tests/test_api.py tests/test_bad_inputs.py tests/test_fuzz.py tests/test_fuzz_regressions.py tests/test_determinism.py}
+TESTS=${JAX_MATRIX_TESTS:-tests/test_rules.py tests/test_api.py tests/test_bad_inputs.py tests/test_symbolic_zeros.py tests/test_fuzz.py tests/test_fuzz_regressions.py tests/test_determinism.py}
 JOBS=${JAX_MATRIX_JOBS:-2}
 mkdir -p "$DIR"
 
