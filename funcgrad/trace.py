@@ -350,16 +350,22 @@ class CustomVJPRule:
         jaxpr, consts = call(*nonzeros)
         return jaxpr_to_graph(jaxpr, consts)
 
-    def residuals(self, fwd_outputs: Sequence[Any], primals: Sequence[Any]) -> tuple[list, list]:
-        """Split fwd's outputs into (all residuals, primal outputs)."""
+    def residuals(self, fwd_outputs: Sequence[Any], consts: Sequence[Any], args: Sequence[Any]) -> tuple[list, list]:
+        """Split fwd's outputs into (all residuals, primal outputs).
+
+        Residuals that are inputs passed through unchanged are not among fwd's outputs; JAX
+        records which input each one is (``input_fwds``), as an index into the equation's
+        ``consts + args`` since JAX 0.7, into ``args`` before (``custom_vjp`` functions that close
+        over traced values, e.g. ``jax.experimental.ode.odeint``, have consts)."""
         trees = self._out_trees()
         _, res_tree, input_fwds = trees if len(trees) == 3 else (*trees, None)
         if input_fwds is None:
             input_fwds = [None] * res_tree.num_leaves
         num_computed = res_tree.num_leaves - sum(f is not None for f in input_fwds)
         computed, outs = list(fwd_outputs[:num_computed]), list(fwd_outputs[num_computed:])
+        inputs = [*consts, *args] if JAX_VERSION >= (0, 7) else list(args)
         it = iter(computed)
-        res = [next(it) if f is None else primals[f] for f in input_fwds]
+        res = [next(it) if f is None else inputs[f] for f in input_fwds]
         return res, outs
 
     def bwd(self, residuals: Sequence[Any], cts: Sequence[Any]) -> list:

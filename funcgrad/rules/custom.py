@@ -52,7 +52,7 @@ def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, **params):
     args = primals[num_consts:]
     arg_types = [v.type for v in call.inputs[num_consts:]]
     fwd = vjp.fwd_graph([t.is_float for t in arg_types])
-    residuals, _ = vjp.residuals(eval_graph(fwd, *args), args)
+    residuals, _ = vjp.residuals(eval_graph(fwd, *args), primals[:num_consts], args)
     cts_in = vjp.bwd(residuals, cts)
     if len(cts_in) != len(args):
         raise InputError(

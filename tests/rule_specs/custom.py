@@ -55,6 +55,24 @@ def two_outputs(x):
 two_outputs.defvjp(lambda x: (two_outputs(x), x), lambda x, g: (g[0] * x + g[1],))
 
 
+_WEIGHTS = np.array([1.0, 2.0, 3.0], np.float32)
+
+
+@jax.custom_vjp
+def weighted_sin(x):
+    # the body closes over a NumPy array: the equation gets consts (JAX >= 0.7 hoists array constants)
+    return jnp.sin(x) * _WEIGHTS
+
+
+# fwd returns its input x as a residual: JAX forwards it instead of outputting it (`input_fwds`, an
+# index into consts + args since JAX 0.7); funcgrad once indexed args only (IndexError; found on
+# jax.experimental.ode.odeint)
+weighted_sin.defvjp(
+    lambda x: (weighted_sin(x), (x, jnp.cos(x))),
+    lambda res, g: (g * res[1] * _WEIGHTS * 2.0,),  # not the body's derivative: bwd must be used
+)
+
+
 SPECS = [
     RuleSpec("custom_jvp_call", jax.nn.relu, unary(), name="relu", kinks=[([0.0, -1.0, 1.0],)]),
     RuleSpec("custom_jvp_call", clip_gradient, unary(), name="custom_jvp_rule_differs"),
@@ -69,6 +87,12 @@ SPECS = [
     ),
     RuleSpec("custom_vjp_call", lambda x: sum(two_outputs(x)), unary(), name="custom_vjp_two_outputs"),
     RuleSpec(
+        "custom_vjp_call",
+        weighted_sin,
+        lambda rng, dt, case: None if case == "scalar" else unary(shape=(4, 3))(rng, dt, case),  # last axis 3
+        name="custom_vjp_consts_forwarded_residual",
+    ),
+    RuleSpec(
         "add_any",
         lambda x: (
             lax.add_any_p.bind(x, x * 2) if hasattr(lax, "add_any_p") else jax._src.ad_util.add_jaxvals_p.bind(x, x * 2)
@@ -76,4 +100,3 @@ SPECS = [
         unary(),
     ),
 ]
-_ = np
