@@ -24,6 +24,7 @@ import numpy as np
 from jax import lax
 
 from funcgrad.errors import NonDifferentiableError, UnsupportedPrimitiveError
+from funcgrad.graph_edit import live_eqns
 from funcgrad.interpret import read_all
 from funcgrad.ir import Eqn, Graph, Type, Var
 from funcgrad.rules.registry import no_vjp_reasons, symbolic_zero_rules, vjp_rules
@@ -74,8 +75,11 @@ def vjp_graph(graph: Graph, args: Sequence[Any], wrt: Sequence[bool], hooks=None
     """Evaluate ``graph`` on ``args`` and return (outputs, backward function).
 
     ``wrt[i]`` says whether input ``i`` is differentiated; inputs of integer or
-    boolean dtype never are.
+    boolean dtype never are. Equations whose results reach no output are evaluated but never
+    active: no cotangent can reach them, so they need no rule (JAX's dead-code elimination
+    drops them too; e.g. the unused ``igamma_grad_a`` of a second derivative of ``igamma``).
     """
+    live = {id(e) for e in live_eqns(graph)}
     env: dict = {}
     active: set[int] = set()
     active_eqns: list[Eqn] = []
@@ -90,7 +94,7 @@ def vjp_graph(graph: Graph, args: Sequence[Any], wrt: Sequence[bool], hooks=None
         outs = eqn.impl(*ins)
         for v, out in zip(eqn.outputs, outs):
             env[v] = out
-        if eqn.primitive in _GRADIENT_STOPPERS:
+        if eqn.primitive in _GRADIENT_STOPPERS or id(eqn) not in live:
             continue
         if any(isinstance(a, Var) and id(a) in active for a in eqn.inputs):
             float_outs = [v for v in eqn.outputs if v.type.is_float]

@@ -202,6 +202,24 @@ def test_while_loops_that_do_not_depend_on_the_input_are_fine():
         assert_trees_close(funcgrad.grad(loss)(x), jax.grad(loss)(x))
 
 
+def test_dead_code_needs_no_rule():
+    # a while_loop (no reverse-mode rule) on the differentiated input whose result is never used: no
+    # cotangent can reach it, so it is not refused (JAX's dead-code elimination drops it too)
+    def loss(x):
+        unused = lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2.0), (0, x))
+        del unused
+        return jnp.sum(jnp.sin(x))
+
+    x = jnp.array([0.5, -1.0])
+    np.testing.assert_allclose(funcgrad.grad(loss)(x), jax.grad(loss)(x))
+
+    def used(x):  # the same loop, used: refused with the line
+        return jnp.sum(lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2.0), (0, x))[1])
+
+    with pytest.raises(funcgrad.NonDifferentiableError, match="while"):
+        funcgrad.grad(used)(x)
+
+
 def test_pure_callback_is_refused_with_the_fix_and_debug_print_is_ignored():
     def with_print(x):
         jax.debug.print("x = {}", x)

@@ -132,10 +132,10 @@ def random_gamma_vjp(ct, key, a, *, out, log_space=False, **params):
 
 defnovjp(
     "igamma_grad_a",
-    "igamma_grad_a (the derivative of igamma in its shape parameter a) has no derivative, in JAX either. "
-    "funcgrad's igamma rule computes it whenever igamma is differentiated, so second derivatives of "
-    "igamma/igammac in x are refused here too (JAX can take those).\n  fix: differentiate igamma once, "
-    "or wrap it in jax.custom_jvp with the second derivative you need.",
+    "igamma_grad_a (the derivative of igamma in its shape parameter a) has no derivative, in JAX either, "
+    "so igamma/igammac can be differentiated in a only once (second derivatives in x are fine: the "
+    "a-derivative is then unused and dropped).\n  fix: differentiate igamma in a once only, or wrap it in "
+    "jax.custom_jvp with the second derivative you need.",
 )
 defnovjp(
     "random_gamma_grad",
