@@ -149,8 +149,9 @@ def _one_hot(b: Builder):
         return None
     n = x.shape[0]
     idx = b.index(n, (b.draw.integer(1, 3),))
+    # the index may be an integer input (b.index draws one when there is one): its type is needed too
     return _emit_auto(
-        b, f"jnp.tensordot(jax.nn.one_hot({idx}, {n}, dtype=jnp.{x.dtype}), {x.name}, axes=1)", [x], x.bound
+        b, f"jnp.tensordot(jax.nn.one_hot({idx}, {n}, dtype=jnp.{x.dtype}), {x.name}, axes=1)", [x, *b.ints], x.bound
     )
 
 
