@@ -6,7 +6,7 @@ order) whose cotangents contain NaN or Inf: the error names the primitive, the
 user's line that created the equation, and summarises the values involved
 (shape, NaN/Inf counts, range of the finite part of the primal inputs, the
 outputs, the incoming cotangents and the produced ones). Off (the default),
-nothing is checked and results are exactly ``jax.grad``'s, NaN included.
+nothing is checked and results are funcgrad's usual ones (JAX's), NaN included.
 
 * Concrete values (no ``jax.jit`` around the call) are checked eagerly and
   raise ``NonFiniteGradientError`` from the rule that produced the NaN.

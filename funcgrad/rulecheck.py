@@ -3,9 +3,10 @@
 For people who add or override rules with ``funcgrad.defvjp``: ``check_rule``
 runs the rule through ``funcgrad.check_grads`` on random, broadcasting (an
 array with a rank-0 operand), 0-d, size-0 and kink inputs, in float32 and
-float64. Away from kinks funcgrad must agree with ``jax.vjp`` and with finite
-differences; at kinks (ties, zeros) only with ``jax.vjp``, whose convention
-funcgrad reproduces. Every call is remembered, and ``rule_coverage`` tabulates
+float64. Away from kinks funcgrad must agree with JAX's own derivative and with
+finite differences; at kinks (ties, zeros) only with JAX's, whose convention
+funcgrad reproduces. (JAX's derivative is computed by ``funcgrad.check``, the
+one module that calls JAX's AD; this module does not.) Every call is remembered, and ``rule_coverage`` tabulates
 which registered rules exist, were checked, and failed.
 """
 
@@ -117,7 +118,7 @@ def check_rule(
     seed: int = 0,
     raise_on_failure: bool = True,
 ) -> RuleCheckReport:
-    """Check the VJP rule of one primitive against ``jax.vjp`` and finite differences.
+    """Check the VJP rule of one primitive against JAX's derivative and finite differences.
 
     Example::
 
@@ -133,7 +134,7 @@ def check_rule(
         or a builder ``args(rng, dtype, case) -> list | None`` (None skips a case). Default: elementwise
         inputs uniform in ``[low, high]`` of ``shape``; 'broadcast' pairs the first with rank-0 operands.
       kinks: inputs at ties/kinks, one list of values per argument per point (default: 0, 1, -1 for
-        every argument); checked against ``jax.vjp`` only.
+        every argument); checked against JAX's derivative only.
       dtypes: float dtypes to check in (float64 runs inside a scoped ``enable_x64``).
       argnums: which arguments are differentiated (default: every floating argument).
       rtol, atol: tolerances against finite differences (see ``funcgrad.check_grads``).
