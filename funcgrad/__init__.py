@@ -1,5 +1,9 @@
 """funcgrad: reverse-mode autodiff on its own graph IR and its own VJP rules, on top of JAX.
 
+The layers (docs/architecture.md): ``core`` (the engine) <- ``rules`` (VJP rules by family) <-
+``api`` <- ``inspect`` (seeing backprop), ``checking`` (gradient checks), ``nn`` (models); this
+module is the only one that imports them all.
+
 Public surface:
   * differentiation: ``grad``, ``value_and_grad``, ``vjp``, ``jacrev``, ``jacobian``, ``hessian``
   * graphs: ``trace`` (function + example args -> ``Graph``), ``Graph``, ``Eqn``, ``Var``, ``Literal``
@@ -10,14 +14,17 @@ Public surface:
     ``check_differentiable``, ``testing.assert_grads_match`` (docs/debugging.md)
 """
 
-from funcgrad import rules as _rules  # noqa: F401  (fills the rule table)
-from funcgrad import testing  # funcgrad.testing.assert_grads_match
+from funcgrad import nn, testing  # funcgrad.nn, funcgrad.testing.assert_grads_match
 from funcgrad.api import grad, hessian, jacobian, jacrev, trace, value_and_grad, vjp
-from funcgrad.cache import cache_info, clear_cache
-from funcgrad.check import check_grads
-from funcgrad.cost import cost_report
-from funcgrad.debug import NonFiniteGradientError, debug_nans
-from funcgrad.drawing import draw
+from funcgrad.checking.check_grads import check_grads
+from funcgrad.checking.differentiability import check_differentiable
+from funcgrad.checking.nan_hunt import NonFiniteGradientError, debug_nans
+from funcgrad.checking.rule_check import check_rule, rule_coverage
+from funcgrad.core.cache import cache_info, clear_cache
+from funcgrad.core.ir import Eqn, Graph, Literal, Type, Var
+from funcgrad.core.registry import defvjp, defzero, supported_primitives
+from funcgrad.core.tags import tag
+from funcgrad.core.typecheck import TypeCheckError, typecheck
 from funcgrad.errors import (
     FuncgradError,
     InputError,
@@ -25,21 +32,14 @@ from funcgrad.errors import (
     TracingError,
     UnsupportedPrimitiveError,
 )
-from funcgrad.grad_graph import backward_graph
-from funcgrad.interpret import typecheck
-from funcgrad.ir import Eqn, Graph, Literal, Type, TypeCheckError, Var
-from funcgrad.jacobians import backprop_jacobians, module_jacobians
-from funcgrad.memory import saved_residuals
-from funcgrad.preflight import check_differentiable
-from funcgrad.rulecheck import check_rule, rule_coverage
-from funcgrad.rules.registry import defvjp, defzero, supported_primitives
-from funcgrad.sensitivities import sensitivities
-from funcgrad.tagging import tag
+from funcgrad.inspect.backward_graph import backward_graph
+from funcgrad.inspect.cost import cost_report
+from funcgrad.inspect.drawing import draw
+from funcgrad.inspect.jacobians import backprop_jacobians, module_jacobians
+from funcgrad.inspect.residuals import saved_residuals
+from funcgrad.inspect.sensitivities import sensitivities
 
 __version__ = "0.1.0"
-
-# after the rules and the api (nn imports funcgrad.api; importing it first would be circular)
-from funcgrad import nn  # noqa: E402
 
 __all__ = [
     "Eqn",

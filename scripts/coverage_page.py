@@ -34,9 +34,8 @@ if str(ROOT) not in sys.path:
 import jax  # noqa: E402
 
 import funcgrad  # noqa: E402
-from funcgrad.rules.registry import no_vjp_reasons, vjp_rules, zero_vjp_primitives  # noqa: E402
-
-fg_trace = importlib.import_module("funcgrad.trace")  # the module (funcgrad.trace is also the API function)
+from funcgrad.core import jax_compat  # noqa: E402
+from funcgrad.core.registry import no_vjp_reasons, vjp_rules, zero_vjp_primitives  # noqa: E402
 
 # JAX's public modules: importing them registers their primitives
 PUBLIC_MODULES = [
@@ -50,7 +49,7 @@ CATEGORIES = ["rule", "built in", "zero", "refused", "not differentiable in JAX"
 
 # primitives funcgrad handles without a rule
 BUILT_IN = {
-    **{name: "nested call: inlined by funcgrad.trace" for name in fg_trace._INLINED_CALLS},
+    **{name: "nested call: inlined by funcgrad.trace" for name in jax_compat.INLINED_CALLS},
     "stop_gradient": "the reverse sweep never differentiates through it",
 }
 
@@ -179,7 +178,7 @@ def classify() -> dict[str, tuple[str, str]]:
     with_jvp = {p.name for p in ad.primitive_jvps}
     table = {}
     for name in sorted(primitives):
-        fg_name = fg_trace._CANONICAL_NAMES.get(name, name)
+        fg_name = jax_compat.canonical_name(name)
         note = "" if fg_name == name else f"funcgrad calls it {fg_name!r}"
         if fg_name in zero_vjp_primitives:
             table[name] = ("zero", "defzero")

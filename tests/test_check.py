@@ -11,7 +11,7 @@ import pytest
 from jax import lax
 
 import funcgrad
-from funcgrad.finite_differences import fd_step
+from funcgrad.checking.finite_differences import fd_step
 from funcgrad.rules.registry import vjp_rules
 from funcgrad.testing import assert_grads_match
 from tests.conftest import x64
@@ -52,14 +52,10 @@ def sin_model(x):
 
 def test_wrong_rule_is_caught_and_the_report_names_primitive_and_line():
     x = jnp.linspace(-1.0, 1.0, 5)
-    original = vjp_rules["sin"]
-    funcgrad.defvjp("sin", _wrong_sin_vjp)
-    try:
+    with funcgrad.defvjp("sin", _wrong_sin_vjp):
         with pytest.raises(AssertionError) as info:
             funcgrad.check_grads(sin_model, (x,))
         report = funcgrad.check_grads(sin_model, (x,), raise_on_failure=False)
-    finally:
-        funcgrad.defvjp("sin", original)
     message = str(info.value)
     where = f"{__file__}:{_line_of('# sin line', sin_model)}"
     assert report.culprit is not None and report.culprit.primitive == "sin"
@@ -103,16 +99,13 @@ def test_second_order_passes_on_a_correct_model():
 
 def test_second_order_only_bug_is_caught_and_named():
     # sin's rule calls cos; a wrong cos rule leaves first-order gradients of sin right, but not second order
-    original_sin, original_cos = vjp_rules["sin"], vjp_rules["cos"]
-    funcgrad.defvjp("sin", lambda ct, x, *, out, **params: (ct * jnp.cos(x),))
-    funcgrad.defvjp("cos", lambda ct, x, *, out, **params: (ct * jnp.sin(x),))  # wrong sign
-    try:
+    with (
+        funcgrad.defvjp("sin", lambda ct, x, *, out, **params: (ct * jnp.cos(x),)),
+        funcgrad.defvjp("cos", lambda ct, x, *, out, **params: (ct * jnp.sin(x),)),  # wrong sign
+    ):
         report = funcgrad.check_grads(
             lambda x: jnp.sum(jnp.sin(x)), (jnp.linspace(0.1, 1.0, 4),), order=2, raise_on_failure=False
         )
-    finally:
-        funcgrad.defvjp("sin", original_sin)
-        funcgrad.defvjp("cos", original_cos)
     first, second = report.leaves
     assert first.ok and not second.ok
     assert report.culprit is not None and report.culprit.primitive == "cos" and report.culprit.order == 2
@@ -183,16 +176,16 @@ def test_check_rule_catches_a_wrong_rule_for_a_new_primitive():
     jax.interpreters.ad.defjvp(cube_p, lambda t, x: 3 * x * x * t)  # JAX's side, the reference
     cube = lambda x: cube_p.bind(x)
 
-    funcgrad.defvjp("cube_checked", lambda ct, x, *, out, **params: (ct * 2 * x * x,))  # wrong: 3 x^2
-    bad = funcgrad.check_rule(cube, primitive="cube_checked", dtypes=("float32",), raise_on_failure=False)
-    assert not bad.ok and "cube_checked" in str(bad)
-    table = funcgrad.rule_coverage(["cube_checked"])
-    assert table.rows[0].failed > 0 and "cube_checked" in str(table)
+    with funcgrad.defvjp("cube_checked", lambda ct, x, *, out, **params: (ct * 2 * x * x,)):  # wrong: 3 x^2
+        bad = funcgrad.check_rule(cube, primitive="cube_checked", dtypes=("float32",), raise_on_failure=False)
+        assert not bad.ok and "cube_checked" in str(bad)
+        table = funcgrad.rule_coverage(["cube_checked"])
+        assert table.rows[0].failed > 0 and "cube_checked" in str(table)
 
-    funcgrad.defvjp("cube_checked", lambda ct, x, *, out, **params: (ct * 3 * x * x,))
-    good = funcgrad.check_rule(cube, primitive="cube_checked", dtypes=("float32",))
-    assert good.ok and funcgrad.rule_coverage(["cube_checked"]).rows[0].failed == 0
-    vjp_rules.pop("cube_checked")
+    with funcgrad.defvjp("cube_checked", lambda ct, x, *, out, **params: (ct * 3 * x * x,)):
+        good = funcgrad.check_rule(cube, primitive="cube_checked", dtypes=("float32",))
+        assert good.ok and funcgrad.rule_coverage(["cube_checked"]).rows[0].failed == 0
+    assert "cube_checked" not in vjp_rules
 
 
 def test_check_rule_refuses_unknown_names():
@@ -207,13 +200,9 @@ def test_assert_grads_match_is_one_line_and_fails_loudly():
     rng = np.random.default_rng(2)
     params, x = _params(rng), rng.normal(size=(2, 4)).astype(np.float32)
     assert assert_grads_match(_model, params, x, argnums=0).ok
-    original = vjp_rules["tanh"]
-    funcgrad.defvjp("tanh", lambda ct, x, *, out, **params: (ct * (1 + out * out),))  # wrong: 1 - tanh^2
-    try:
+    with funcgrad.defvjp("tanh", lambda ct, x, *, out, **params: (ct * (1 + out * out),)):  # wrong: 1 - tanh^2
         with pytest.raises(AssertionError, match="primitive 'tanh'"):
             assert_grads_match(_model, params, x, argnums=0)
-    finally:
-        funcgrad.defvjp("tanh", original)
 
 
 def test_report_mentions_culprit_inside_nested_jit():
@@ -221,10 +210,6 @@ def test_report_mentions_culprit_inside_nested_jit():
     def inner(x):
         return lax.sin(x)
 
-    original = vjp_rules["sin"]
-    funcgrad.defvjp("sin", _wrong_sin_vjp)
-    try:
+    with funcgrad.defvjp("sin", _wrong_sin_vjp):
         report = funcgrad.check_grads(lambda x: jnp.sum(inner(x) ** 2), (jnp.ones(3),), raise_on_failure=False)
-    finally:
-        funcgrad.defvjp("sin", original)
     assert report.culprit.primitive == "sin" and "jit(inner)" in report.culprit.eqn.source.scope

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import funcgrad
-from funcgrad.drawing import dot as dot_module
-from funcgrad.grad_graph import is_backward
+from funcgrad.inspect.backward_graph import is_backward
+from funcgrad.inspect.drawing import dot as dot_module
 
 RNG = np.random.default_rng(7)
 

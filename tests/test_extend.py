@@ -8,7 +8,7 @@ from jax.extend.core import Primitive
 
 import funcgrad
 from funcgrad.errors import UnsupportedPrimitiveError
-from funcgrad.rules.registry import symbolic_zero_rules, vjp_rules
+from funcgrad.rules.registry import lookup, symbolic_zero_rules, vjp_rules
 
 cube_p = Primitive("funcgrad_test_cube")
 cube_p.def_impl(lambda x: x**3)
@@ -21,36 +21,62 @@ def uses_cube(x):
 
 def test_missing_rule_error_then_registered_rule():
     x = jnp.arange(3.0)
-    vjp_rules.pop("funcgrad_test_cube", None)
+    assert lookup("funcgrad_test_cube") is None
     with pytest.raises(UnsupportedPrimitiveError) as e:
         funcgrad.grad(uses_cube)(x)
     msg = str(e.value)
     assert "funcgrad_test_cube" in msg and "test_extend.py" in msg and "defvjp" in msg
 
+    @funcgrad.defvjp("funcgrad_test_cube")
+    def cube_vjp(ct, x, *, out, **params):
+        return (ct * 3 * x**2,)
+
     try:
-
-        @funcgrad.defvjp("funcgrad_test_cube")
-        def cube_vjp(ct, x, *, out, **params):
-            return (ct * 3 * x**2,)
-
         assert "funcgrad_test_cube" in funcgrad.supported_primitives()
+        np.testing.assert_allclose(cube_vjp(jnp.ones(3), x, out=None)[0], 3 * x**2)  # the handle calls the rule
         np.testing.assert_allclose(funcgrad.grad(uses_cube)(x), 6 * x**2)
         # the rule's own ops are differentiable: second order works
         np.testing.assert_allclose(funcgrad.grad(lambda x: funcgrad.grad(uses_cube)(x).sum())(x), 12 * x)
     finally:
-        vjp_rules.pop("funcgrad_test_cube", None)
+        cube_vjp.restore()
+    assert lookup("funcgrad_test_cube") is None and "funcgrad_test_cube" not in funcgrad.supported_primitives()
 
 
 def test_override_existing_rule_and_restore():
     f = lambda x: jnp.sum(jnp.sin(x))
     x = jnp.array([0.1, 0.2])
-    old = vjp_rules["sin"]
-    try:
-        funcgrad.defvjp("sin", lambda ct, x, *, out, **p: (ct * 0.0 + 7.0,))
+    builtin = lookup("sin")
+    with funcgrad.defvjp("sin", lambda ct, x, *, out, **p: (ct * 0.0 + 7.0,)):
         np.testing.assert_allclose(funcgrad.grad(f)(x), [7.0, 7.0])
-    finally:
-        funcgrad.defvjp("sin", old)
+    assert lookup("sin") is builtin
     np.testing.assert_allclose(funcgrad.grad(f)(x), jax.grad(f)(x))
+
+
+def test_overrides_nest_and_restore_in_order():
+    f = lambda x: jnp.sum(jnp.sin(x))
+    x = jnp.array([0.1, 0.2])
+    builtin = lookup("sin")
+    outer = funcgrad.defvjp("sin", lambda ct, x, *, out, **p: (ct * 0.0 + 1.0,))
+    inner = funcgrad.defvjp("sin", lambda ct, x, *, out, **p: (ct * 0.0 + 2.0,))
+    np.testing.assert_allclose(funcgrad.grad(f)(x), [2.0, 2.0])
+    inner.restore()
+    np.testing.assert_allclose(funcgrad.grad(f)(x), [1.0, 1.0])
+    outer.restore()
+    assert lookup("sin") is builtin
+
+
+def test_a_primitive_has_one_record_and_builtin_rules_register_once():
+    # every view is read from the one record per primitive
+    record = lookup("eigh")
+    assert record.kind == "rule" and record.symbolic_zeros and "eigh" in symbolic_zero_rules
+    assert lookup("while").kind == "refused" and "while" not in vjp_rules
+    assert lookup("stop_gradient").kind == "stop" and lookup("floor").kind == "zero"
+    # funcgrad's own rule modules cannot register a primitive twice (no override by import order)
+    from funcgrad.core.registry import RuleRecord, _register
+
+    with pytest.raises(ValueError, match="registered twice"):
+        _register(RuleRecord("abs", "rule", lambda ct, x, *, out: (ct,), owner="funcgrad.rules.special"))
+    assert lookup("abs").owner == "funcgrad.rules.elementwise"
 
 
 # a two-output primitive: (sqrt(x), 2 x)
@@ -73,12 +99,10 @@ def test_symbolic_zeros_registration(symbolic_zeros):
             total = total + ct_sqrt / (2 * out[0])
         return (total,)
 
-    try:
-        funcgrad.defvjp("funcgrad_test_sqrt_and_double", rule, symbolic_zeros=symbolic_zeros)
+    # the block unregisters it completely (tests/test_symbolic_zeros.py wants a row for every opted-in rule)
+    with funcgrad.defvjp("funcgrad_test_sqrt_and_double", rule, symbolic_zeros=symbolic_zeros):
         g = funcgrad.grad(lambda x: jnp.sum(sqrt_and_double_p.bind(x)[1]))(jnp.array([0.0, 1.0]))
-    finally:  # unregister completely (tests/test_symbolic_zeros.py wants a row for every opted-in rule)
-        vjp_rules.pop("funcgrad_test_sqrt_and_double", None)
-        symbolic_zero_rules.discard("funcgrad_test_sqrt_and_double")
+    assert "funcgrad_test_sqrt_and_double" not in symbolic_zero_rules
     ct_sqrt = received[0][0]
     if symbolic_zeros:
         assert ct_sqrt is None

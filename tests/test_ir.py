@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import pytest
 
 import funcgrad
-from funcgrad.ir import Eqn, Graph, Type, TypeCheckError, Var
+from funcgrad.core.ir import Eqn, Graph, Type, Var
+from funcgrad.core.typecheck import TypeCheckError
 
 
 def loss(w, x):

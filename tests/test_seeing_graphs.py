@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import funcgrad
-from funcgrad.grad_graph import cotangent_targets, is_backward
-from funcgrad.interpret import eval_graph
-from funcgrad.pretty import var_names
+from funcgrad.core.interpret import eval_graph
+from funcgrad.core.ir import var_names
+from funcgrad.inspect.backward_graph import cotangent_targets, is_backward
 from tests.conftest import x64
 
 RNG = np.random.default_rng(0)

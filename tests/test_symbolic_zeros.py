@@ -17,7 +17,7 @@ import pytest
 from jax import lax
 
 import funcgrad
-from funcgrad.check import find_first_mismatch
+from funcgrad.checking.check_grads import find_first_mismatch
 from funcgrad.rules.registry import symbolic_zero_rules
 from tests.conftest import x64
 from tests.jax_compat import JAX_VERSION

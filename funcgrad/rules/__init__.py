@@ -1,5 +1,6 @@
 """VJP rules, one module per family; importing this package fills the rule table."""
 
+from funcgrad.core.registry import defnovjp, defvjp, defzero, supported_primitives, vjp_rules
 from funcgrad.rules import (  # noqa: F401  (each module registers its rules on import)
     collective,
     control,
@@ -20,6 +21,5 @@ from funcgrad.rules import (  # noqa: F401  (each module registers its rules on 
     tag,
     window,
 )
-from funcgrad.rules.registry import defnovjp, defvjp, defzero, supported_primitives, vjp_rules
 
 __all__ = ["defnovjp", "defvjp", "defzero", "supported_primitives", "vjp_rules"]

@@ -21,8 +21,8 @@ import jax
 import numpy as np
 from jax import lax
 
-from funcgrad.rules.control import _as_list, _float_only, _graph_backward, _scatter_back
-from funcgrad.rules.registry import defvjp
+from funcgrad.core.nested import differentiated, float_only, graph_backward, scatter_back
+from funcgrad.core.registry import defvjp
 
 
 def _split_axes(axes):
@@ -112,8 +112,8 @@ def shard_map_vjp(ct, *args, out, jaxpr, mesh, in_specs, out_specs, check_vma, *
     # cotangent evenly over the copies and sums a replicated input's cotangent over them.
     body = jaxpr
     manual = params.get("newly_manual_axes", params.get("manual_axes", frozenset(mesh.axis_names)))
-    cts = _float_only(_as_list(ct, len(body.outputs)), body.out_types)
-    wrt = [t.is_float for t in body.in_types]
+    cts = float_only(ct, body.out_types)
+    wrt = differentiated(body.in_types)
     if not any(wrt):
         return [None] * len(args)
     keep = [c is not None for c in cts]
@@ -125,7 +125,7 @@ def shard_map_vjp(ct, *args, out, jaxpr, mesh, in_specs, out_specs, check_vma, *
         if not check_vma:
             full = [c if c is None else c / np.prod([sizes[a] for a in _unmentioned(mesh, s, manual)], dtype=int)
                     for c, s in zip(full, out_specs)]  # fmt: skip
-        in_cts = _graph_backward(body, args, full, wrt)
+        in_cts = graph_backward(body, args, full, wrt)
         if not check_vma:
             diff_specs = [s for s, w in zip(in_specs, wrt) if w]
             in_cts = [lax.psum(c, axes) if (axes := _unmentioned(mesh, s, manual)) else c
@@ -142,4 +142,4 @@ def shard_map_vjp(ct, *args, out, jaxpr, mesh, in_specs, out_specs, check_vma, *
         axis_names=set(manual),
         check_vma=check_vma,
     )(list(args), kept)
-    return _scatter_back(ct_args, wrt)
+    return scatter_back(ct_args, wrt)

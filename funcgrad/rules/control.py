@@ -2,7 +2,7 @@
 
 The nested programs of these primitives are funcgrad ``Graph`` values in
 ``params``. Every rule differentiates them with funcgrad's own reverse sweep
-(``backprop.vjp_graph``), run *inside* a ``lax`` control-flow construct so
+(``funcgrad.core.nested``), run *inside* a ``lax`` control-flow construct so
 that the backward pass stays one traceable program:
 
 Outputs that received no cotangent arrive as ``None`` (``symbolic_zeros=True``)
@@ -27,52 +27,13 @@ transpose and dead-code elimination skip them too, and give finite answers).
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 from jax import lax
 
-from funcgrad.backprop import vjp_graph
-from funcgrad.graph_edit import inputs_reached
-from funcgrad.interpret import eval_graph
-from funcgrad.ir import Graph, Type
-from funcgrad.rules.registry import defnovjp, defvjp, zero_vjp_primitives
-
-
-def _as_list(ct, n_out: int) -> list:
-    return list(ct) if n_out != 1 else [ct]
-
-
-def _strong(x, t: Type):
-    """``x`` as a non-weakly-typed array of ``t``'s dtype (loop carries must keep one type)."""
-    return lax.convert_element_type(x, t.dtype)
-
-
-def _like(ct, primal, t: Type):
-    """``ct`` with ``primal``'s dtype (not weakly typed) and, inside ``shard_map``, its varying axes.
-
-    Loop carries and branch outputs must keep one type; adding a zero shaped like the primal makes
-    an invariant cotangent (e.g. the driver's zeros) varying where the primal is.
-    """
-    zero = jnp.zeros_like(primal, dtype=t.dtype)
-    return zero if ct is None else lax.add(_strong(ct, t), zero)
-
-
-def _graph_backward(graph: Graph, args, out_cts, wrt):
-    """Cotangents of ``graph``'s differentiated inputs (zeros where none flows) given its outputs'."""
-    _, backward = vjp_graph(graph, list(args), wrt)
-    in_cts = backward(list(out_cts))
-    return [_like(c, a, t) for a, t, c, w in zip(args, graph.in_types, in_cts, wrt) if w]
-
-
-def _float_only(values, types):
-    """Keep cotangents of floating outputs; integer outputs get ``None`` (no gradient)."""
-    return [c if t.is_float else None for c, t in zip(values, types)]
-
-
-def _scatter_back(diff_cts, wrt):
-    """Interleave the differentiated inputs' cotangents with ``None`` for the others."""
-    it = iter(diff_cts)
-    return [next(it) if w else None for w in wrt]
-
+from funcgrad.core.graph_edit import inputs_reached
+from funcgrad.core.interpret import eval_graph
+from funcgrad.core.ir import Graph
+from funcgrad.core.nested import differentiated, float_only, graph_backward, like, scatter_back, strong
+from funcgrad.core.registry import defnovjp, defvjp, lookup
 
 # ------------------------------------------------------------------------ cond
 
@@ -80,20 +41,24 @@ def _scatter_back(diff_cts, wrt):
 @defvjp("cond", symbolic_zeros=True)
 def cond_vjp(ct, index, *operands, out, branches, **params):
     # only the branch that ran contributes: switch over the branches' backward passes
-    out_types = branches[0].out_types
-    cts = _float_only(_as_list(ct, len(out_types)), out_types)
-    wrt = [t.is_float for t in branches[0].in_types]
+    cts = float_only(ct, branches[0].out_types)
+    wrt = differentiated(branches[0].in_types)
 
     def branch_backward(graph):
-        return lambda ops, cts: _graph_backward(graph, ops, cts, wrt)
+        return lambda ops, cts: graph_backward(graph, ops, cts, wrt)
 
     if not any(wrt):
         return [None] * (1 + len(operands))
     ct_ops = lax.switch(index, [branch_backward(g) for g in branches], list(operands), cts)
-    return [None, *_scatter_back(ct_ops, wrt)]
+    return [None, *scatter_back(ct_ops, wrt)]
 
 
 # ------------------------------------------------------------------------ scan
+
+
+def _stops_gradient(primitive: str) -> bool:
+    record = lookup(primitive)
+    return record is not None and record.stops_gradient
 
 
 def _live_carries(body: Graph, num_consts: int, num_carry: int, ct_carry: list, ct_ys: list) -> list[bool]:
@@ -102,7 +67,7 @@ def _live_carries(body: Graph, num_consts: int, num_carry: int, ct_carry: list, 
     live = [c is not None for c in ct_carry]
     ys_live = [c is not None for c in ct_ys]
     while True:
-        reached = inputs_reached(body, live + ys_live, cut=zero_vjp_primitives)
+        reached = inputs_reached(body, live + ys_live, cut=_stops_gradient)
         new = [a or b for a, b in zip(live, reached[num_consts : num_consts + num_carry])]
         if new == live:
             return live
@@ -117,14 +82,13 @@ def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, unro
     xs = list(args[num_consts + num_carry :])
     types = body.in_types
     const_t, carry_t = types[:num_consts], types[num_consts : num_consts + num_carry]
-    wrt = [t.is_float for t in types]
+    wrt = differentiated(types)
     wrt_const, wrt_carry, wrt_x = (
         wrt[:num_consts],
         wrt[num_consts : num_consts + num_carry],
         wrt[num_consts + num_carry :],
     )
-    out_t = body.out_types
-    cts = _float_only(_as_list(ct, len(out_t)), out_t)
+    cts = float_only(ct, body.out_types)
     ct_carry, ct_ys = cts[:num_carry], cts[num_carry:]
     # a carry no received cotangent depends on keeps a symbolic zero throughout: it is left out of the
     # backward loop and treated as a constant by the body's backward pass (exact: it reaches no live output)
@@ -135,30 +99,30 @@ def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, unro
     # 1. run the loop again, stacking the carry each iteration starts from (the residuals)
     def forward(carry, x):
         outs = eval_graph(body, *consts, *carry, *x)
-        return [_strong(c, t) for c, t in zip(outs[:num_carry], carry_t)], carry
+        return [strong(c, t) for c, t in zip(outs[:num_carry], carry_t)], carry
 
-    init = [_strong(c, t) for c, t in zip(init, carry_t)]
+    init = [strong(c, t) for c, t in zip(init, carry_t)]
     _, carries_in = lax.scan(forward, init, xs, length=length, reverse=reverse, unroll=unroll)
 
     # 2. walk the iterations backwards; the consts' cotangents add up in the carry
     def backward(acc, step):
         ct_consts, ct_carry = acc
         carry, x, ct_y = step
-        full_ct_carry = _scatter_back(ct_carry, wrt_carry)
-        in_cts = _graph_backward(body, [*consts, *carry, *x], [*full_ct_carry, *ct_y], wrt)
+        full_ct_carry = scatter_back(ct_carry, wrt_carry)
+        in_cts = graph_backward(body, [*consts, *carry, *x], [*full_ct_carry, *ct_y], wrt)
         n_c, n_k = sum(wrt_const), sum(wrt_carry)
         step_consts, step_carry, step_x = in_cts[:n_c], in_cts[n_c : n_c + n_k], in_cts[n_c + n_k :]
         ct_consts = [lax.add(a, b) for a, b in zip(ct_consts, step_consts)]
         return (ct_consts, step_carry), step_x
 
     acc0 = (
-        [_like(None, c, t) for c, t, w in zip(consts, const_t, wrt_const) if w],
-        [_like(c, x, t) for c, x, t, w in zip(ct_carry, init, carry_t, wrt_carry) if w],
+        [like(None, c, t) for c, t, w in zip(consts, const_t, wrt_const) if w],
+        [like(c, x, t) for c, x, t, w in zip(ct_carry, init, carry_t, wrt_carry) if w],
     )
     (ct_consts, ct_init), ct_xs = lax.scan(
         backward, acc0, (carries_in, xs, ct_ys), length=length, reverse=not reverse, unroll=unroll
     )
-    return [*_scatter_back(ct_consts, wrt_const), *_scatter_back(ct_init, wrt_carry), *_scatter_back(ct_xs, wrt_x)]
+    return [*scatter_back(ct_consts, wrt_const), *scatter_back(ct_init, wrt_carry), *scatter_back(ct_xs, wrt_x)]
 
 
 # ----------------------------------------------------------------------- while
@@ -180,15 +144,15 @@ defnovjp(
 def checkpoint_vjp(ct, *args, out, body, prevent_cse=True, **params):
     # rematerialize: run the body's forward again here, in the backward pass, rather than keeping its
     # intermediates from the forward pass. Whatever `policy` says, everything is recomputed.
-    cts = _float_only(_as_list(ct, len(body.outputs)), body.out_types)
-    wrt = [t.is_float for t in body.in_types]
+    cts = float_only(ct, body.out_types)
+    wrt = differentiated(body.in_types)
     if not any(wrt):
         return [None] * len(args)
     if prevent_cse:
         # keep XLA from merging the recomputation with the forward pass (JAX's remat does the same).
         # One barrier per input: a barrier joins its operands' varying axes inside shard_map.
         args = [lax.optimization_barrier(a) for a in args]
-    return _scatter_back(_graph_backward(body, args, cts, wrt), wrt)
+    return scatter_back(graph_backward(body, args, cts, wrt), wrt)
 
 
 @defvjp("name")

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from funcgrad.rules.registry import defvjp
+from funcgrad.core.registry import defvjp
 
 
 def _dilate_shape(shape, dilation):
@@ -88,15 +88,7 @@ def _ct_lhs(ct, lhs, rhs, p):
     if groups > 1:
         # move the group axis of the kernel's output features into its input features
         rhs = _merge_axis(_split_axis(rhs, rhs_spec[0], groups), rhs_spec[0], rhs_spec[1])
-    pads = vjp_lhs_padding(
-        _spatial(np.shape(lhs), lhs_spec),
-        _spatial(np.shape(rhs), rhs_spec),
-        p["window_strides"],
-        _spatial(np.shape(ct), out_spec),
-        p["padding"],
-        p["lhs_dilation"],
-        p["rhs_dilation"],
-    )
+    pads = _padding(vjp_lhs_padding, ct, lhs, rhs, p)
     flipped = lax.rev(rhs, tuple(rhs_spec[2:])).astype(jnp.result_type(ct))
     out = lax.conv_general_dilated(
         ct,
@@ -116,11 +108,10 @@ def _ct_lhs(ct, lhs, rhs, p):
     return out
 
 
-def _ct_rhs(ct, lhs, rhs, p):
-    if np.size(ct) == 0:  # avoid a degenerate convolution with an empty kernel
-        return jnp.zeros(np.shape(rhs), jnp.result_type(ct))
+def _padding(padding_rule, ct, lhs, rhs, p):
+    """``padding_rule`` (the lhs or rhs transpose's padding) for this convolution's spatial shapes."""
     lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
-    pads = _vjp_rhs_padding(
+    return padding_rule(
         _spatial(np.shape(lhs), lhs_spec),
         _spatial(np.shape(rhs), rhs_spec),
         p["window_strides"],
@@ -129,6 +120,13 @@ def _ct_rhs(ct, lhs, rhs, p):
         p["lhs_dilation"],
         p["rhs_dilation"],
     )
+
+
+def _ct_rhs(ct, lhs, rhs, p):
+    if np.size(ct) == 0:  # avoid a degenerate convolution with an empty kernel
+        return jnp.zeros(np.shape(rhs), jnp.result_type(ct))
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
+    pads = _padding(_vjp_rhs_padding, ct, lhs, rhs, p)
     trans_dn = lax.ConvDimensionNumbers(_swap_first_two(lhs_spec), _swap_first_two(out_spec), _swap_first_two(rhs_spec))
     return lax.conv_general_dilated(
         lhs.astype(jnp.result_type(ct)),

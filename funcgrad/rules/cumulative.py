@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from funcgrad.backprop import vjp_graph
-from funcgrad.rules.registry import defvjp
-from funcgrad.trace import trace_flat
+from funcgrad.core.nested import graph_vjp
+from funcgrad.core.registry import defvjp
+from funcgrad.core.tracer import trace_flat
 
 
 @defvjp("cumsum")
@@ -47,8 +47,7 @@ def _scan_ct(ct, x, *, primitive, axis, reverse):
     """Cotangent of ``x`` through JAX's prefix scan for ``primitive`` (jitted: the scan's many small ops compile once)."""
     key = (tuple(np.shape(x)), np.dtype(jnp.result_type(x)), axis, reverse, bool(jax.config.jax_enable_x64))
     graph = _scan_graph(primitive, *key)
-    _, backward = vjp_graph(graph, [x], [True])
-    (ct_x,) = backward([ct])
+    (ct_x,) = graph_vjp(graph, [x], [True], [ct])
     return jnp.zeros_like(ct) if ct_x is None else ct_x
 
 

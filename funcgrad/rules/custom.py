@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from funcgrad.backprop import vjp_graph
+from funcgrad.core.interpret import eval_graph
+from funcgrad.core.nested import graph_vjp
+from funcgrad.core.registry import defvjp
 from funcgrad.errors import InputError
-from funcgrad.interpret import eval_graph
-from funcgrad.rules.registry import defvjp
-
-
-def _as_list(ct, n_out):
-    return list(ct) if n_out != 1 else [ct]
 
 
 # symbolic_zeros: an output nobody used keeps a None cotangent, and the transpose of the rule's
 # graph skips the tangent equations only it reaches (JAX's transpose does the same)
 @defvjp("custom_jvp_call", symbolic_zeros=True)
 def custom_jvp_call_vjp(ct, *primals, out, call, jvp, num_consts, **params):
-    cts = _as_list(ct, len(call.outputs))
     args = primals[num_consts:]
     arg_types = [v.type for v in call.inputs[num_consts:]]
     tangent_is_zero = [not t.is_float for t in arg_types]
@@ -38,22 +33,19 @@ def custom_jvp_call_vjp(ct, *primals, out, call, jvp, num_consts, **params):
     # which the rule's graph was traced with
     tangents = [jnp.zeros_like(a, dtype=t.dtype) for a, t, z in zip(args, arg_types, tangent_is_zero) if not z]
     wrt = [False] * len(args) + [True] * len(tangents)
-    _, backward = vjp_graph(rule, [*args, *tangents], wrt)
-    n_primal_out = len(out_zeros)
-    tangent_cts = [c for c, z in zip(cts, out_zeros) if not z]
-    in_cts = backward([None] * n_primal_out + tangent_cts)[len(args) :]
+    tangent_cts = [c for c, z in zip(ct, out_zeros) if not z]
+    in_cts = graph_vjp(rule, [*args, *tangents], wrt, [None] * len(out_zeros) + tangent_cts)[len(args) :]
     it = iter(in_cts)
     return [None] * num_consts + [None if z else next(it) for z in tangent_is_zero]
 
 
 @defvjp("custom_vjp_call")
 def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, **params):
-    cts = _as_list(ct, len(call.outputs))
     args = primals[num_consts:]
     arg_types = [v.type for v in call.inputs[num_consts:]]
     fwd = vjp.fwd_graph([t.is_float for t in arg_types])
     residuals, _ = vjp.residuals(eval_graph(fwd, *args), primals[:num_consts], args)
-    cts_in = vjp.bwd(residuals, cts)
+    cts_in = vjp.bwd(residuals, ct)
     if len(cts_in) != len(args):
         raise InputError(
             f"the custom_vjp backward rule of {vjp.name!r} returned {len(cts_in)} cotangents for "

@@ -12,7 +12,7 @@ import math
 import jax.numpy as jnp
 from jax import lax
 
-from funcgrad.rules.registry import defvjp, defzero
+from funcgrad.core.registry import defstop, defvjp, defzero
 
 
 def _select_zero(pred, x):
@@ -119,6 +119,10 @@ def clamp_vjp(ct, lo, x, hi, *, out, **params):
 
 @defvjp("abs")
 def abs_vjp(ct, x, *, out, **params):
+    if jnp.iscomplexobj(x):
+        # d|z| = re(conj(z) dz / |z|); transposed: ct conj(z) / |z|, with |z| = 0 read as 1 (JAX's choice)
+        safe = jnp.where(out == 0, jnp.ones_like(out), out).astype(x.dtype)
+        return (ct.astype(x.dtype) * (jnp.conj(x) / safe),)
     # d|x| = sign(x), with +1 at x == 0 (JAX's convention)
     return (jnp.where(x >= 0, ct, -ct),)
 
@@ -292,3 +296,6 @@ defzero(
     "shift_left", "shift_right_logical", "shift_right_arithmetic",
     "population_count", "clz",
 )  # fmt: skip
+
+# lax.stop_gradient: its output is a constant to differentiation (the sweep never makes it active)
+defstop("stop_gradient")

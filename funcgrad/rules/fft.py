@@ -19,7 +19,7 @@ import math
 import jax.numpy as jnp
 from jax import lax
 
-from funcgrad.rules.registry import defvjp
+from funcgrad.core.registry import defvjp
 
 
 def _hermitian_mask(m: int, n_last: int, dtype, ndim: int):

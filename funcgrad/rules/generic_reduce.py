@@ -20,10 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from funcgrad.backprop import vjp_graph
-from funcgrad.interpret import eval_graph
-from funcgrad.rules.registry import defvjp
-from funcgrad.trace import trace_flat
+from funcgrad.core.interpret import eval_graph
+from funcgrad.core.nested import traced_vjp
+from funcgrad.core.registry import defvjp
 
 
 def _reduce_tree(reducer_graph, dimensions, n_operands):
@@ -58,10 +57,7 @@ def _reduce_tree(reducer_graph, dimensions, n_operands):
 @defvjp("reduce", symbolic_zeros=True)
 def reduce_vjp(ct, *args, out, jaxpr, dimensions, **params):
     n_operands = len(args) // 2
-    cts = list(ct) if isinstance(ct, (list, tuple)) else [ct]
     tree = _reduce_tree(jaxpr, tuple(dimensions), n_operands)
     specs = [jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in args]
-    graph = trace_flat(tree, specs).graph
     wrt = [jnp.issubdtype(jnp.result_type(a), jnp.inexact) for a in args]
-    _, backward = vjp_graph(graph, list(args), wrt)
-    return backward(cts)
+    return traced_vjp(tree, args, wrt, ct, specs=specs)

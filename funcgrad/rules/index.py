@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from funcgrad.rules.registry import defvjp
+from funcgrad.core.registry import defvjp
 
 # ---------------------------------------------------------------- dynamic slices
 
@@ -43,19 +43,22 @@ def dynamic_update_slice_vjp(ct, x, update, *starts, out, **params):
 # ------------------------------------------------------------------------ gather
 
 
+# (gather field, scatter field): the same axes, seen from a gather and from the scatter that undoes it
+_GATHER_SCATTER_FIELDS = (
+    ("offset_dims", "update_window_dims"),
+    ("collapsed_slice_dims", "inserted_window_dims"),
+    ("start_index_map", "scatter_dims_to_operand_dims"),
+    ("operand_batching_dims", "operand_batching_dims"),
+    ("start_indices_batching_dims", "scatter_indices_batching_dims"),
+)
+
+
 @defvjp("gather")
 def gather_vjp(
     ct, x, indices, *, out, dimension_numbers, slice_sizes, unique_indices, indices_are_sorted, mode, **params
 ):
     # transpose of gather: scatter-add the cotangent back; duplicates add up, dropped indices add nothing
-    dn = dimension_numbers
-    scatter_dn = lax.ScatterDimensionNumbers(
-        update_window_dims=dn.offset_dims,
-        inserted_window_dims=dn.collapsed_slice_dims,
-        scatter_dims_to_operand_dims=dn.start_index_map,
-        operand_batching_dims=dn.operand_batching_dims,
-        scatter_indices_batching_dims=dn.start_indices_batching_dims,
-    )
+    scatter_dn = lax.ScatterDimensionNumbers(**{s: getattr(dimension_numbers, g) for g, s in _GATHER_SCATTER_FIELDS})
     zeros = jnp.zeros(np.shape(x), jnp.result_type(ct))
     ct_x = lax.scatter_add(
         zeros, indices, ct, scatter_dn, indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, mode=mode
@@ -68,13 +71,7 @@ def gather_vjp(
 
 def _inverse_gather(dn, x_shape, updates_shape):
     """Gather dimension numbers and slice sizes that read back what a scatter wrote."""
-    gather_dn = lax.GatherDimensionNumbers(
-        offset_dims=dn.update_window_dims,
-        collapsed_slice_dims=dn.inserted_window_dims,
-        start_index_map=dn.scatter_dims_to_operand_dims,
-        operand_batching_dims=dn.operand_batching_dims,
-        start_indices_batching_dims=dn.scatter_indices_batching_dims,
-    )
+    gather_dn = lax.GatherDimensionNumbers(**{g: getattr(dn, s) for g, s in _GATHER_SCATTER_FIELDS})
     window = iter(dn.update_window_dims)
     slice_sizes = tuple(
         1 if i in dn.inserted_window_dims or i in dn.operand_batching_dims else updates_shape[next(window)]

@@ -20,12 +20,11 @@ import numpy as np
 from jax import lax
 from jax.lax import linalg as lax_linalg
 
-from funcgrad.backprop import vjp_graph
+from funcgrad.core.interpret import eval_graph
+from funcgrad.core.ir import Graph
+from funcgrad.core.nested import graph_vjp, traced_vjp
+from funcgrad.core.registry import defvjp
 from funcgrad.errors import NonDifferentiableError
-from funcgrad.interpret import eval_graph
-from funcgrad.ir import Graph
-from funcgrad.rules.registry import defvjp
-from funcgrad.trace import trace_flat
 
 _HI = lax.Precision.HIGHEST
 
@@ -61,9 +60,7 @@ def _transpose(tangent_map, tangent_like, cts):
     A ``None`` in ``cts`` is a symbolic zero: the sweep skips the equations only it reaches, so a
     term such as 0 * 1/(s_i - s_j) at repeated singular values is never formed (JAX's convention)."""
     zeros = [jnp.zeros(np.shape(t), jnp.result_type(t)) for t in tangent_like]
-    graph = trace_flat(lambda *ts: list(tangent_map(*ts)), zeros).graph
-    _, backward = vjp_graph(graph, zeros, [True] * len(zeros))
-    return backward(list(cts))
+    return traced_vjp(tangent_map, zeros, [True] * len(zeros), cts)
 
 
 # -------------------------------------------------------------------- solves
@@ -116,9 +113,7 @@ def custom_linear_solve_vjp(ct, *args, out, const_lengths, jaxprs, **params):
     b = list(args[len(consts) :])
     mv_consts, vm_consts = consts[:n_mv], consts[n_mv : n_mv + n_vm]
     s_consts, ts_consts = consts[n_mv + n_vm : n_mv + n_vm + n_s], consts[n_mv + n_vm + n_s :]
-    outs = out if isinstance(out, list) else [out]
-    cts = ct if isinstance(ct, list) else [ct]
-    x, ct_x = outs[: len(b)], cts[: len(b)]  # solver diagnostics (has_aux) get no gradient, as in JAX
+    x, ct_x = out[: len(b)], ct[: len(b)]  # solver diagnostics (has_aux) get no gradient, as in JAX
     y = lax.custom_linear_solve(
         lambda v: eval_graph(vecmat, *vm_consts, *v),
         list(ct_x),
@@ -128,8 +123,7 @@ def custom_linear_solve_vjp(ct, *args, out, const_lengths, jaxprs, **params):
     wrt = [v.type.is_float for v in matvec.inputs[:n_mv]] + [False] * len(x)
     ct_mv = [None] * n_mv
     if any(wrt):
-        _, backward = vjp_graph(matvec, [*mv_consts, *x], wrt)
-        ct_mv = backward([-yi for yi in y])[:n_mv]
+        ct_mv = graph_vjp(matvec, [*mv_consts, *x], wrt, [-yi for yi in y])[:n_mv]
     return [*ct_mv, *[None] * (n_vm + n_s + n_ts), *y]
 
 
@@ -254,11 +248,10 @@ def svd_vjp(ct, a, *, out, full_matrices, compute_uv, subset_by_index=None, algo
     u, s, vt = lax_linalg.svd(
         a, full_matrices=False, compute_uv=True, subset_by_index=subset_by_index, algorithm=algorithm
     )
-    cts = ct if isinstance(ct, list) else [ct]
     if not compute_uv:
         # ds = diag(re(U^H dA V)), transposed: conj(U) diag(ct_s) conj(V^H)
-        return (_mm(jnp.conj(u) * cts[0].astype(a.dtype)[..., None, :], jnp.conj(vt)),)
-    return tuple(_transpose(lambda da: _svd_tangent(s, u, vt, da), [a], cts))
+        return (_mm(jnp.conj(u) * ct[0].astype(a.dtype)[..., None, :], jnp.conj(vt)),)
+    return tuple(_transpose(lambda da: _svd_tangent(s, u, vt, da), [a], ct))
 
 
 def _svd_tangent(s, u, vt, da):
@@ -304,7 +297,6 @@ def eig_vjp(ct, a, *, out, compute_left_eigenvectors=True, compute_right_eigenve
     )  # fmt: skip
     w, vr = outs[0], outs[-1]
     vl = outs[1] if compute_left_eigenvectors else None
-    cts = ct if isinstance(ct, list) else [ct]
 
     def tangent(da):
         da = da.astype(vr.dtype)
@@ -318,7 +310,7 @@ def eig_vjp(ct, a, *, out, compute_left_eigenvectors=True, compute_right_eigenve
             tangents.append(dvr)
         return tangents
 
-    return tuple(_transpose(tangent, [a], cts))
+    return tuple(_transpose(tangent, [a], ct))
 
 
 def _eig_vec_tangent(w, v, da):

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from funcgrad.rules.registry import defvjp
+from funcgrad.core.registry import defvjp
 
 
 def _remaining(n, *removed):

@@ -12,14 +12,13 @@ import jax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from funcgrad.rules.registry import defvjp
+from funcgrad.core.registry import defvjp
 
 
 @defvjp("device_put", symbolic_zeros=True)
 def device_put_vjp(ct, *xs, out, devices, srcs, **params):
     # several operands may be moved at once; each cotangent goes back to its operand's source
-    cts = ct if len(xs) != 1 else [ct]
-    return [c if c is None or src is None else jax.device_put(c, src) for c, src in zip(cts, srcs)]
+    return [c if c is None or src is None else jax.device_put(c, src) for c, src in zip(ct, srcs)]
 
 
 @defvjp("sharding_constraint")

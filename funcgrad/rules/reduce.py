@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from funcgrad.rules.registry import defvjp
+from funcgrad.core.registry import defvjp
 
 
 def _expand_back(ct, x_shape, axes):

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from funcgrad.rules.registry import defvjp
+from funcgrad.core.registry import defvjp
 
 
 @defvjp("reshape")
@@ -58,16 +58,11 @@ def copy_vjp(ct, x, *, out, **params):
     return (ct,)
 
 
-def _as_list(ct, n_out: int) -> list:
-    # a multi-result primitive with a single output gets its cotangent bare, not in a list
-    return list(ct) if n_out != 1 else [ct]
-
-
 @defvjp("optimization_barrier")
 def optimization_barrier_vjp(ct, *xs, out, **params):
     # the identity on each operand; an output with no cotangent gives its operand zeros, not a
     # symbolic zero, as JAX's transpose does (tests/test_symbolic_zeros.py)
-    return _as_list(ct, len(xs))
+    return list(ct)
 
 
 @defvjp("reduce_precision")
@@ -118,7 +113,7 @@ def concatenate_vjp(ct, *xs, out, dimension, **params):
 
 @defvjp("split")
 def split_vjp(ct, x, *, out, sizes, axis, **params):
-    return (lax.concatenate(_as_list(ct, len(sizes)), axis),)
+    return (lax.concatenate(list(ct), axis),)
 
 
 @defvjp("stack")
@@ -130,8 +125,7 @@ def stack_vjp(ct, *xs, out, axis, **params):
 @defvjp("unstack")
 def unstack_vjp(ct, x, *, out, axis, **params):
     # (jax >= 0.10) put the slices' cotangents back side by side along the axis
-    cts = _as_list(ct, np.shape(x)[axis])
-    return (lax.concatenate([lax.expand_dims(c, (axis,)) for c in cts], axis),)
+    return (lax.concatenate([lax.expand_dims(c, (axis,)) for c in ct], axis),)
 
 
 @defvjp("tile")

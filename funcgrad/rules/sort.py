@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from funcgrad.rules.registry import defvjp
+from funcgrad.core.registry import defvjp
 
 
 def _scatter_along(ct, positions, x_shape, axis):
@@ -35,7 +35,6 @@ def _scatter_along(ct, positions, x_shape, axis):
 # symbolic_zeros: an operand whose sorted output received no cotangent gets none (None), as in JAX
 @defvjp("sort", symbolic_zeros=True)
 def sort_vjp(ct, *operands, out, dimension, is_stable, num_keys, **params):
-    cts = ct if isinstance(ct, (list, tuple)) else [ct]
     shape = np.shape(operands[0])
     index_dtype = np.int32 if max(shape, default=0) < np.iinfo(np.int32).max else np.int64
     iota = lax.broadcasted_iota(index_dtype, shape, dimension)
@@ -45,7 +44,7 @@ def sort_vjp(ct, *operands, out, dimension, is_stable, num_keys, **params):
         _scatter_along(c, perm, shape, dimension)
         if c is not None and jnp.issubdtype(jnp.result_type(x), jnp.inexact)
         else None
-        for c, x in zip(cts, operands)
+        for c, x in zip(ct, operands)
     ]
 
 

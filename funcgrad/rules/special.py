@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from funcgrad.rules.registry import defnovjp, defvjp, defzero, vjp_rules
+from funcgrad.core.registry import defnovjp, defvjp, defzero
 
 
 def _nan_like(x):
@@ -54,19 +54,6 @@ def conj_vjp(ct, x, *, out, **params):
     if jnp.iscomplexobj(x):
         return (jnp.conj(ct),)
     return (jnp.real(ct),)
-
-
-# elementwise.abs_vjp covers real inputs; complex ones need |z|' = conj(z) / |z|
-_real_abs_vjp = vjp_rules["abs"]
-
-
-@defvjp("abs")
-def abs_vjp(ct, x, *, out, **params):
-    if not jnp.iscomplexobj(x):
-        return _real_abs_vjp(ct, x, out=out, **params)
-    # d|z| = re(conj(z) dz / |z|); transposed: ct conj(z) / |z|, with |z| = 0 read as 1 (JAX's choice)
-    safe = jnp.where(out == 0, jnp.ones_like(out), out).astype(x.dtype)
-    return (ct.astype(x.dtype) * (jnp.conj(x) / safe),)
 
 
 # ----------------------------------------------------------- special functions

@@ -5,7 +5,7 @@ A tag is the identity, so its cotangent passes through unchanged.
 
 from __future__ import annotations
 
-from funcgrad.rules.registry import defvjp
+from funcgrad.core.registry import defvjp
 
 
 @defvjp("tag")

@@ -31,8 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from funcgrad.core.registry import defnovjp, defvjp
 from funcgrad.rules.conv import vjp_lhs_padding
-from funcgrad.rules.registry import defnovjp, defvjp
 
 
 @defvjp("reduce_window_sum")

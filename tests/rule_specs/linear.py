@@ -1,9 +1,10 @@
-"""Rows for ``ragged_dot_general`` (funcgrad/rules/linear.py; ``dot_general`` rows are in shape.py).
+"""Rows for ``ragged_dot_general`` (funcgrad/rules/linear.py), and ``dot_general``'s.
 
 The group sizes are integer inputs (not differentiated); a group may be empty,
 and the sizes may cover fewer rows than ``lhs`` has (the rest get zeros).
 """
 
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
@@ -51,5 +52,32 @@ SPECS = [
         name="ragged_dot_batched",
         argnums=(0, 1),
         dtypes=F64,
+    ),
+]
+
+# dot_general: matrix, batched, vector and mixed-precision products
+SPECS += [
+    RuleSpec(
+        "dot_general",
+        lambda a, b: a @ b,
+        fixed(lambda rng, dt: [rng.normal(size=(3, 4)).astype(dt), rng.normal(size=(4, 5)).astype(dt)]),
+    ),
+    RuleSpec(
+        "dot_general",
+        lambda a, b: jnp.einsum("bij,bjk->bik", a, b),
+        fixed(lambda rng, dt: [rng.normal(size=(2, 3, 4)).astype(dt), rng.normal(size=(2, 4, 5)).astype(dt)]),
+        name="dot_batched",
+    ),
+    RuleSpec(
+        "dot_general",
+        lambda a, b: lax.dot_general(a, b, (((0, 2), (3, 1)), ((1,), (0,)))),
+        fixed(lambda rng, dt: [rng.normal(size=(2, 5, 3)).astype(dt), rng.normal(size=(5, 3, 4, 2)).astype(dt)]),
+        name="dot_unsorted_contract",
+    ),
+    RuleSpec(
+        "dot_general",
+        lambda a, b: a @ b,
+        fixed(lambda rng, dt: [rng.normal(size=(4,)).astype(dt), rng.normal(size=(4,)).astype(dt)]),
+        name="dot_vector",
     ),
 ]

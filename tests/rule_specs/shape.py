@@ -62,39 +62,32 @@ SPECS = [
         fixed(lambda rng, dt: [rng.normal(size=(3,)).astype(dt)] * 2),
     ),
     # reductions
-    RuleSpec("reduce_sum", lambda x: jnp.sum(x, axis=1), fixed(normal(3, 4))),
-    RuleSpec("reduce_sum", lambda x: jnp.sum(x), unary(), name="reduce_sum_all"),
+]
+
+# primitives newer JAX releases have (stack, unstack, tile: jax >= 0.10) and the cases the fuzzer found
+# wrong (single-output multi-result primitives)
+SPECS += [
     RuleSpec(
-        "reduce_max", lambda x: jnp.max(x, axis=0), fixed(normal(4, 3)), kinks=[([[1.0, 2.0], [1.0, 0.0], [0.5, 2.0]],)]
+        "stack",
+        lambda a, b: jnp.stack([a, b, a * b], axis=1),
+        fixed(lambda rng, dt: [rng.normal(size=(2, 3)).astype(dt), rng.normal(size=(2, 3)).astype(dt)]),
+        min_jax=(0, 10),
     ),
+    RuleSpec("unstack", lambda x: jnp.unstack(x, axis=1)[1:], fixed(normal(2, 3)), min_jax=(0, 10)),
+    RuleSpec("tile", lambda x: jnp.tile(x, (2, 3)), fixed(normal(2, 3)), min_jax=(0, 10)),
+    RuleSpec("tile", lambda x: jnp.tile(x, (1, 2, 1)), fixed(normal(2, 0, 3)), min_jax=(0, 10), name="tile_empty"),
+]
+# multi-result primitives with a single output (their cotangent arrives bare, not in a list): found by fuzzing
+SPECS += [
     RuleSpec(
-        "reduce_min", lambda x: jnp.min(x, axis=(0, 1)), fixed(normal(4, 3)), kinks=[([[1.0, -2.0], [-2.0, 0.0]],)]
+        "optimization_barrier",
+        lambda x: lax.optimization_barrier(x) * x,
+        fixed(normal(3, 2)),
+        name="optimization_barrier_single",
     ),
+    RuleSpec("split", lambda x: lax.split(x, (3,), axis=0)[0] * x, fixed(normal(3, 2)), name="split_single"),
     RuleSpec(
-        "reduce_prod", lambda x: jnp.prod(x, axis=1), fixed(normal(3, 4)), kinks=[([[0.0, 2.0, 3.0], [0.0, 0.0, 1.0]],)]
-    ),
-    # contractions
-    RuleSpec(
-        "dot_general",
-        lambda a, b: a @ b,
-        fixed(lambda rng, dt: [rng.normal(size=(3, 4)).astype(dt), rng.normal(size=(4, 5)).astype(dt)]),
-    ),
-    RuleSpec(
-        "dot_general",
-        lambda a, b: jnp.einsum("bij,bjk->bik", a, b),
-        fixed(lambda rng, dt: [rng.normal(size=(2, 3, 4)).astype(dt), rng.normal(size=(2, 4, 5)).astype(dt)]),
-        name="dot_batched",
-    ),
-    RuleSpec(
-        "dot_general",
-        lambda a, b: lax.dot_general(a, b, (((0, 2), (3, 1)), ((1,), (0,)))),
-        fixed(lambda rng, dt: [rng.normal(size=(2, 5, 3)).astype(dt), rng.normal(size=(5, 3, 4, 2)).astype(dt)]),
-        name="dot_unsorted_contract",
-    ),
-    RuleSpec(
-        "dot_general",
-        lambda a, b: a @ b,
-        fixed(lambda rng, dt: [rng.normal(size=(4,)).astype(dt), rng.normal(size=(4,)).astype(dt)]),
-        name="dot_vector",
+        "unstack", lambda x: jnp.unstack(x, axis=1)[0], fixed(normal(3, 1)), min_jax=(0, 10), name="unstack_single"
     ),
 ]
+# found by fuzzing on jax 0.7: a product over axes of total size 0

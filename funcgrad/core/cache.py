@@ -1,0 +1,151 @@
+"""A bounded cache of traced graphs, keyed by function and input signature.
+
+A second call with the same function, argument structure, shapes, dtypes and
+static (non-traced) values reuses the graph instead of re-tracing. Like
+``jax.jit``, values the function reads from closures or globals are captured
+when it is traced; funcgrad re-traces when such a variable is *rebound* (its
+object identity changes), but not when a NumPy array is mutated in place —
+pass such arrays as arguments, or call ``funcgrad.clear_cache()``.
+
+Graphs that captured tracers of an enclosing transformation (a function
+defined inside ``jax.jit``/``jax.vmap``) are never cached: those tracers die
+with their transformation.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import jax
+import numpy as np
+
+from funcgrad.core.jax_compat import placement_of
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheInfo:
+    """Counters of the trace cache: hits, misses, current size and bound."""
+
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+    uncacheable: int
+
+
+class TraceCache:
+    """LRU map from call signature to traced (graph, out_tree)."""
+
+    def __init__(self, maxsize: int = 512):
+        self.maxsize = maxsize
+        self._entries: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._hits = self._misses = self._uncacheable = 0
+
+    def get_or_trace(self, key: Hashable | None, trace: Callable[[], Any], consts_of: Callable[[Any], tuple]) -> Any:
+        if key is None:
+            with self._lock:
+                self._uncacheable += 1
+            return trace()
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                self._hits += 1
+                return self._entries[key]
+        value = trace()
+        with self._lock:
+            self._misses += 1
+            if not any(isinstance(c, jax.core.Tracer) for c in consts_of(value)):
+                self._entries[key] = value
+                while len(self._entries) > self.maxsize:
+                    self._entries.popitem(last=False)
+        return value
+
+    def info(self) -> CacheInfo:
+        with self._lock:
+            return CacheInfo(self._hits, self._misses, len(self._entries), self.maxsize, self._uncacheable)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._hits = self._misses = self._uncacheable = 0
+
+
+def signature_key(fun: Callable, tree, leaves: list, traced_idx: list[int]) -> Hashable | None:
+    """The cache key of a call, or None if some part of it is not hashable."""
+    traced = set(traced_idx)
+    parts = []
+    for i, leaf in enumerate(leaves):
+        if i in traced:
+            parts.append(
+                ("T", np.shape(leaf), _dtype_of(leaf), bool(getattr(leaf, "weak_type", False)), placement_of(leaf))
+            )
+        else:
+            parts.append(("S", type(leaf), leaf))
+    key = (fun, tree, tuple(parts), closure_fingerprint(fun))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _dtype_of(leaf):
+    dtype = getattr(leaf, "dtype", None)
+    return str(dtype) if dtype is not None else type(leaf).__name__
+
+
+class _Same:
+    """An object compared by identity. Holding it keeps the object alive, so its ``id`` cannot be
+    reused by a new object (as CPython does for freed floats) while a cache key refers to it."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+
+def closure_fingerprint(fun: Callable) -> tuple:
+    """The objects ``fun`` reads from its closure and globals, compared by identity."""
+    fun = getattr(fun, "__func__", fun)
+    while isinstance(fun, functools.partial):
+        fun = fun.func
+    code = getattr(fun, "__code__", None)
+    if code is None:
+        return ()
+    cells = tuple(_Same(c.cell_contents) for c in (fun.__closure__ or ()) if _cell_filled(c))
+    glb = getattr(fun, "__globals__", {})
+    names = tuple(_Same(glb[n]) for n in code.co_names if n in glb)
+    return cells + names
+
+
+def _cell_filled(cell) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:
+        return False
+    return True
+
+
+trace_cache = TraceCache()
+
+
+def cache_info() -> CacheInfo:
+    """Hits, misses and size of funcgrad's trace cache."""
+    return trace_cache.info()
+
+
+def clear_cache() -> None:
+    """Drop every cached graph (and reset the counters)."""
+    trace_cache.clear()

@@ -1,0 +1,228 @@
+"""Every difference between the supported JAX releases, and every JAX-internal name funcgrad uses.
+
+This is the one module that imports ``jax._src``. The tracer (``funcgrad.core.tracer``) reads JAX's
+jaxprs through the names below, so it reads as the conversion alone; a new JAX release that changes
+the jaxpr format is absorbed here. Each shim says which releases it is for
+(``docs/jax_versions.md`` lists the tested ones; ``scripts/jax_matrix.sh`` runs them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import jax
+from jax._src import core as _core
+from jax._src import source_info_util as _source_info
+
+JAX_VERSION = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit())
+
+# JAX's IR classes, as the tracer sees them
+Jaxpr = _core.Jaxpr
+ClosedJaxpr = _core.ClosedJaxpr
+JaxLiteral = _core.Literal
+DropVar = _core.DropVar
+AbstractValue = _core.AbstractValue
+Tracer = _core.Tracer
+get_aval = getattr(_core, "get_aval", None) or jax.typeof  # jax >= 0.10 has only jax.typeof
+
+# Call primitives whose body the tracer inlines (names across releases).
+INLINED_CALLS = frozenset({"pjit", "jit", "closed_call", "core_call", "remat_call"})
+
+# Names JAX has used for the same primitive across releases -> funcgrad's name.
+_CANONICAL_NAMES = {
+    "pjit": "jit",  # jax < 0.5
+    "custom_vjp_call_jaxpr": "custom_vjp_call",  # jax < 0.6
+    "remat": "checkpoint",
+    "remat2": "checkpoint",
+}
+
+
+def canonical_name(name: str) -> str:
+    """funcgrad's name for a JAX primitive name of any supported release."""
+    return _CANONICAL_NAMES.get(name, name)
+
+
+def is_jaxpr(x) -> bool:
+    return isinstance(x, (Jaxpr, ClosedJaxpr))
+
+
+def split_closed(jaxpr, consts=()) -> tuple[Any, tuple]:
+    """``(Jaxpr, consts)`` of a ``ClosedJaxpr``, or of a bare ``Jaxpr`` and the given consts."""
+    if isinstance(jaxpr, ClosedJaxpr):
+        return jaxpr.jaxpr, tuple(jaxpr.consts)
+    return jaxpr, tuple(consts)
+
+
+def inlined_body(params) -> Any:
+    """The body of an inlined call: ``jaxpr`` (jit) or ``call_jaxpr`` (closed_call, core_call)."""
+    return params.get("jaxpr", params.get("call_jaxpr"))
+
+
+# ------------------------------------------------------------------ placement
+
+_typeof = getattr(jax, "typeof", None) or get_aval  # jax.typeof: jax >= 0.6 (and get_aval before)
+
+
+def aval_of(x):
+    return x if isinstance(x, AbstractValue) else get_aval(x)
+
+
+def placement_of(x) -> tuple:
+    """Where ``x`` lives, beyond its type: (manual axes it varies over inside ``shard_map``, sharding).
+
+    Both shape a traced program (JAX inserts ``pvary`` for invariant values; explicit shardings
+    appear in equation params), so a graph traced for one placement is not replayed on another.
+    """
+    try:
+        aval = x if isinstance(x, AbstractValue) else _typeof(x)
+    except TypeError:
+        return (None, None)
+    mat = getattr(aval, "mat", None)  # jax >= 0.9: varying / unreduced / reduced manual axes
+    manual = (mat.varying, mat.unreduced, mat.reduced) if mat is not None else getattr(aval, "vma", None)
+    return (manual, getattr(aval, "sharding", None))
+
+
+# ---------------------------------------------------------------------- binding
+
+
+def bind(primitive, params, *args) -> list:
+    """Evaluate ``primitive`` on ``args`` the way ``jax.core.eval_jaxpr`` does; always a list of outputs."""
+    bind_params = primitive.get_bind_params(params)
+    if isinstance(bind_params, tuple):  # jax < 0.10 returned (subfuns, params)
+        subfuns, bind_params = bind_params
+        args = (*subfuns, *args)
+    out = primitive.bind(*args, **bind_params)
+    return list(out) if primitive.multiple_results else [out]
+
+
+# Reductions over named axes that older releases (before 0.10) bound once for all the leaves of a
+# pytree, as one multiple-results primitive; newer ones bind once per array.
+_PER_OPERAND = frozenset({"psum", "pmax", "pmin"})
+
+
+def binds_all_operands_at_once(primitive) -> bool:
+    """Whether this equation is an older release's all-leaves-at-once ``psum``/``pmax``/``pmin``, which the
+    tracer splits into one single-result equation per operand (the newer releases' form)."""
+    return primitive.name in _PER_OPERAND and bool(primitive.multiple_results)
+
+
+def tag_call_forwards_inputs(outvars, invars) -> bool:
+    """jax < 0.6 forwards a jit's outputs that are its inputs: an identity call then has no outputs."""
+    return not outvars and bool(invars)
+
+
+# ------------------------------------------------------------------ source lines
+
+# jax < 0.7: ``user_frame(source_info)``; later releases: ``user_frame(traceback)``.
+_USER_FRAME_TAKES_INFO = next(iter(inspect.signature(_source_info.user_frame).parameters)) == "source_info"
+
+
+def user_frame(info):
+    """The innermost user frame of an equation's ``SourceInfo`` (None if it has no traceback)."""
+    if info.traceback is None:
+        return None
+    return _source_info.user_frame(info if _USER_FRAME_TAKES_INFO else info.traceback)
+
+
+def exclude_from_user_frames(path: str) -> None:
+    """Frames in ``path`` are never "the user's line" of an equation (funcgrad.tag's own frame)."""
+    _source_info.register_exclusion(path)
+
+
+# ------------------------------------------------------------------ function names
+
+
+def jaxpr_function_name(jaxpr) -> str | None:
+    """The name of the function a jaxpr was traced from, if JAX recorded one."""
+    inner = getattr(jaxpr, "jaxpr", jaxpr)
+    name = getattr(getattr(inner, "debug_info", None), "func_name", None)
+    eqns = getattr(inner, "eqns", ())
+    if name is None and len(eqns) == 1 and eqns[0].primitive.name in INLINED_CALLS:
+        # jax < 0.6 records no function name here; a body that is one jit call is named by that call
+        name = eqns[0].params.get("name")
+    return name
+
+
+def function_name(fun) -> str:
+    """The name of a function JAX wrapped (a thunk, a ``WrappedFun``), or "custom"."""
+    wrapped = getattr(getattr(fun, "__self__", None), "f", None)  # jax < 0.5: WrappedFun.call_wrapped
+    if wrapped is not None:
+        return function_name(wrapped)
+    info = getattr(fun, "debug_info", None)
+    return getattr(info, "func_name", None) or getattr(fun, "__name__", "custom")
+
+
+def call_wrapped(fun) -> Callable:
+    """A JAX thunk or ``WrappedFun`` as a plain callable."""
+    return getattr(fun, "call_wrapped", fun)
+
+
+# ------------------------------------------------------------ custom derivatives
+
+
+def custom_jvp_thunk(params):
+    """The custom_jvp rule's tracing thunk (``jvp_jaxpr_fun``; ``jvp_jaxpr_thunk`` in older releases)."""
+    return params.get("jvp_jaxpr_fun", params.get("jvp_jaxpr_thunk"))
+
+
+def trace_custom_jvp(thunk, tangent_is_zero) -> tuple[Any, tuple, list[bool] | None]:
+    """``(jaxpr, consts, out_zeros)`` of the user's JVP rule; ``out_zeros`` is None where JAX returns no
+    symbolic output zeros (older releases return only ``(jaxpr, consts)``)."""
+    result = call_wrapped(thunk)(*tangent_is_zero)
+    if len(result) == 3:
+        return result[0], tuple(result[1]), list(result[2])
+    jaxpr, consts = result
+    return jaxpr, tuple(consts), None
+
+
+def custom_vjp_body_key(params) -> str:
+    """Where a custom_vjp equation keeps the primal body: ``call_jaxpr``, or ``fun_jaxpr`` (jax < 0.6)."""
+    return "call_jaxpr" if "call_jaxpr" in params else "fun_jaxpr"
+
+
+def custom_vjp_residual_layout(out_trees_thunk, n_consts: int) -> tuple[Any, list]:
+    """``(residual tree, input_fwds)`` of a custom_vjp's fwd, with ``input_fwds[i]`` the index into the
+    equation's ``consts + args`` of a residual forwarded from an input (None for computed ones).
+
+    Releases before 0.7 return no ``input_fwds`` from ``out_trees`` or index into ``args`` alone."""
+    trees = out_trees_thunk()
+    _, res_tree, input_fwds = trees if len(trees) == 3 else (*trees, None)
+    if input_fwds is None:
+        return res_tree, [None] * res_tree.num_leaves
+    if JAX_VERSION < (0, 7):
+        input_fwds = [None if f is None else f + n_consts for f in input_fwds]
+    return res_tree, list(input_fwds)
+
+
+def is_symbolic_zero(ct) -> bool:
+    """Whether a user's bwd returned "no cotangent": None, JAX's (symbolic) zero objects, or a float0 array."""
+    if ct is None or type(ct).__name__ in ("Zero", "SymbolicZero"):
+        return True
+    return getattr(ct, "dtype", None) == jax.dtypes.float0
+
+
+# ------------------------------------------------------------------ configuration
+
+
+@contextlib.contextmanager
+def enable_x64():
+    """float64 enabled for this block only (``jax.enable_x64``; the experimental one before jax 0.4.36)."""
+    if hasattr(jax, "enable_x64"):
+        with jax.enable_x64(True):
+            yield
+    else:  # pragma: no cover - older JAX releases
+        from jax.experimental import enable_x64 as _enable_x64
+
+        with _enable_x64():
+            yield
+
+
+def cost_analysis(compiled) -> dict:
+    """XLA's cost analysis of a compiled program as one dict (older releases: a list, one per computation)."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else {}
+    return dict(analysis or {})

@@ -1,0 +1,239 @@
+"""The rule registry: one record per primitive, one rule signature for all.
+
+A rule has the signature::
+
+    def mul_vjp(ct, x, y, *, out, **params) -> (ct_x, ct_y)
+
+``ct`` is the cotangent of the output; for a primitive with multiple results (JAX's
+``multiple_results``: ``scan``, ``cond``, ``sort``, ``split``, ...) it is a list, one per output,
+even when there is one output; otherwise it is the bare cotangent. The sweep decides this once,
+so no rule normalises ``ct``. An output that received no cotangent gets zeros, or ``None`` for a
+rule registered with ``symbolic_zeros=True``. The primal inputs follow positionally; ``out`` is
+the primal output (a list exactly when ``ct`` is); ``params`` are the equation's parameters. A
+rule returns one cotangent per input, ``None`` for a symbolic zero (no gradient).
+
+Rules never un-broadcast, cast or accumulate: the sweep (``funcgrad.core.sweep``) sums a rank-0
+operand's cotangent, casts to the operand's dtype, and adds cotangents on fan-out.
+
+What the registry knows of a primitive is one ``RuleRecord``: a VJP rule, or "zero derivative",
+or "stops the gradient", or "not differentiable, because ..., instead ...", and whether the rule
+takes symbolic zeros. ``defvjp``, ``defzero``, ``defstop`` and ``defnovjp`` each replace the whole
+record and return a ``Registration``, whose ``restore()`` (or ``with`` block) puts the previous
+record back, so a test or a user can override a rule without leaking it. funcgrad's own rule
+modules may register a primitive only once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from collections.abc import Callable, Iterator, Mapping, Set
+from typing import Literal
+
+VJPRule = Callable[..., "tuple | list"]
+Kind = Literal["rule", "zero", "stop", "refused"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleRecord:
+    """All the registry knows about one primitive."""
+
+    primitive: str
+    kind: Kind
+    # the VJP rule (kind "rule" or "zero"); None for "stop" and "refused"
+    vjp: VJPRule | None = None
+    # kind "refused": why it cannot be reverse-differentiated, then "fix: ..." what to do instead
+    reason: str | None = None
+    # the rule receives None (not zeros) for outputs that received no cotangent
+    symbolic_zeros: bool = False
+    # the module that registered it (funcgrad's own rule modules may register a primitive once)
+    owner: str = ""
+
+    @property
+    def has_vjp(self) -> bool:
+        return self.vjp is not None
+
+    @property
+    def stops_gradient(self) -> bool:
+        """Whether its outputs never carry a gradient, whatever its inputs (zero derivative included)."""
+        return self.kind in ("zero", "stop")
+
+
+_records: dict[str, RuleRecord] = {}
+# bumped on every change, so that what was decided from the records (funcgrad.core.activity) is redone
+_version = [0]
+
+
+def version() -> int:
+    """A number that changes whenever a record is registered or restored."""
+    return _version[0]
+
+
+def lookup(primitive: str) -> RuleRecord | None:
+    """The record of ``primitive``, or None if funcgrad knows nothing of it."""
+    return _records.get(primitive)
+
+
+def records() -> Mapping[str, RuleRecord]:
+    """Every record, by primitive name (a read-only view)."""
+    return _RecordView(lambda r: True, lambda r: r)
+
+
+class Registration:
+    """The handle ``defvjp`` & co. return: the new record, and a way back to the previous one.
+
+    It calls through to the registered rule, so ``@defvjp("sin") def sin_vjp(...)`` leaves
+    ``sin_vjp`` usable as the rule itself. ``restore()`` (or leaving a ``with`` block) puts back
+    whatever was registered before, or nothing."""
+
+    def __init__(self, record: RuleRecord, previous: RuleRecord | None):
+        self.record, self.previous = record, previous
+        if record.vjp is not None:
+            functools.update_wrapper(self, record.vjp)
+
+    def __call__(self, *args, **kwargs):
+        if self.record.vjp is None:
+            raise TypeError(f"{self.record.primitive!r} is registered without a VJP rule ({self.record.kind})")
+        return self.record.vjp(*args, **kwargs)
+
+    def restore(self) -> None:
+        """Put back the record that was there before this registration (or remove the primitive)."""
+        if self.previous is None:
+            _records.pop(self.record.primitive, None)
+        else:
+            _records[self.record.primitive] = self.previous
+        _version[0] += 1
+
+    def __enter__(self) -> Registration:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
+
+    def __repr__(self) -> str:
+        return f"Registration({self.record.primitive!r}, {self.record.kind})"
+
+
+def _caller_module(depth: int) -> str:
+    return sys._getframe(depth + 1).f_globals.get("__name__", "")
+
+
+def _is_builtin(owner: str) -> bool:
+    return owner.startswith("funcgrad.rules.")
+
+
+def _register(record: RuleRecord) -> Registration:
+    previous = _records.get(record.primitive)
+    if previous is not None and _is_builtin(previous.owner) and _is_builtin(record.owner):
+        raise ValueError(
+            f"{record.primitive!r} is registered twice inside funcgrad ({previous.owner} and {record.owner}); "
+            "each primitive has one record, where a reader looks for it."
+        )
+    _records[record.primitive] = record
+    _version[0] += 1
+    return Registration(record, previous)
+
+
+def defvjp(primitive: str, rule: VJPRule | None = None, *, symbolic_zeros: bool = False):
+    """Register (or override) the VJP rule of ``primitive``; usable as a decorator.
+
+    With ``symbolic_zeros=True`` a rule of a several-output primitive receives ``None``
+    (not an array of zeros) for each output that received no cotangent.
+
+    Returns a ``Registration``: it calls the rule, and ``restore()`` (or a ``with`` block)
+    puts back the previous record.
+
+    Example::
+
+        @funcgrad.defvjp("sin")
+        def sin_vjp(ct, x, *, out, **params):
+            return (ct * jnp.cos(x),)
+
+        with funcgrad.defvjp("sin", my_rule):   # overridden inside the block only
+            ...
+    """
+    owner = _caller_module(1)  # who registers: funcgrad's own rule modules may do so once per primitive
+    if rule is None:
+        return lambda r: _register(RuleRecord(primitive, "rule", r, symbolic_zeros=symbolic_zeros, owner=owner))
+    return _register(RuleRecord(primitive, "rule", rule, symbolic_zeros=symbolic_zeros, owner=owner))
+
+
+def _zero_vjp(ct, *primals, out, **params):
+    # piecewise-constant or integer-valued: the derivative is zero everywhere it exists
+    return [None] * len(primals)
+
+
+def defzero(*primitives: str) -> list[Registration]:
+    """Declare that ``primitives`` have zero derivative everywhere (comparisons, rounding, random bits)."""
+    owner = _caller_module(1)
+    return [_register(RuleRecord(p, "zero", _zero_vjp, owner=owner)) for p in primitives]
+
+
+def defstop(*primitives: str) -> list[Registration]:
+    """Declare that ``primitives`` stop the gradient: their outputs are constants to differentiation."""
+    owner = _caller_module(1)
+    return [_register(RuleRecord(p, "stop", owner=owner)) for p in primitives]
+
+
+def defnovjp(primitive: str, reason: str) -> Registration:
+    """Declare that ``primitive`` cannot be reverse-differentiated; ``reason`` ends with "fix: ..."."""
+    return _register(RuleRecord(primitive, "refused", reason=reason, owner=_caller_module(1)))
+
+
+def supported_primitives() -> list[str]:
+    """Names of all primitives funcgrad can reverse-differentiate, sorted."""
+    return sorted(p for p, r in _records.items() if r.has_vjp)
+
+
+# ------------------------------------------------------------- read-only views
+# The tables of earlier releases (``vjp_rules``, ``no_vjp_reasons``, ``symbolic_zero_rules``,
+# ``zero_vjp_primitives``), derived from the records: reading them keeps working, writing is
+# done through ``defvjp`` & co.
+
+
+class _RecordView(Mapping):
+    def __init__(self, keep: Callable[[RuleRecord], bool], value: Callable[[RuleRecord], object]):
+        self._keep, self._value = keep, value
+
+    def __getitem__(self, name: str):
+        record = _records.get(name)
+        if record is None or not self._keep(record):
+            raise KeyError(name)
+        return self._value(record)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([p for p, r in _records.items() if self._keep(r)])
+
+    def __len__(self) -> int:
+        return sum(1 for r in _records.values() if self._keep(r))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({sorted(self)})"
+
+
+class _NameSet(Set):
+    def __init__(self, keep: Callable[[RuleRecord], bool]):
+        self._view = _RecordView(keep, lambda r: r)
+
+    def __contains__(self, name) -> bool:
+        return name in self._view
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._view)
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def __repr__(self) -> str:
+        return f"{{{', '.join(sorted(self))}}}"
+
+
+# primitive -> VJP rule (zero-derivative primitives included, as before)
+vjp_rules: Mapping[str, VJPRule] = _RecordView(lambda r: r.has_vjp, lambda r: r.vjp)
+# primitive -> why it cannot be reverse-differentiated, and what to do instead
+no_vjp_reasons: Mapping[str, str] = _RecordView(lambda r: r.kind == "refused", lambda r: r.reason)
+# primitives whose rules take None for an output that received no cotangent
+symbolic_zero_rules: Set[str] = _NameSet(lambda r: r.symbolic_zeros)
+# primitives whose outputs carry no gradient at all (comparisons, rounding, random bits, ...)
+zero_vjp_primitives: Set[str] = _NameSet(lambda r: r.kind == "zero")

@@ -1,0 +1,180 @@
+"""The reverse sweep over a ``Graph``.
+
+Forward: evaluate every equation, keeping each value (the residuals), and mark
+the *active* variables: floating-point values that depend on an input being
+differentiated. Backward: seed the outputs' cotangents and walk the active
+equations in reverse, calling one VJP rule per equation. This is the one place
+where
+
+* cotangents are summed when a variable fans out (dC/dz = sum_i dC/ds_i . ds_i/dz),
+* symbolic zeros (``None``) are skipped: an equation whose outputs received no
+  cotangent does no work, and inactive inputs get none,
+* a rank-0 operand's cotangent is summed back to shape () and every cotangent
+  is cast to its primal's dtype (rules never do either),
+* a rule gets its cotangent as a list exactly when its primitive has multiple results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from funcgrad.core import registry
+from funcgrad.core.activity import Activity, activity
+from funcgrad.core.hooks import SweepHooks
+from funcgrad.core.interpret import evaluate, read_all
+from funcgrad.core.ir import Eqn, Graph, Type, Var
+from funcgrad.errors import NonDifferentiableError, UnsupportedPrimitiveError
+
+
+class Backward:
+    """The backward half of ``vjp_graph``: maps output cotangents to input cotangents."""
+
+    def __init__(self, graph: Graph, env: dict, activity: Activity, hooks: SweepHooks | None = None):
+        self.graph = graph
+        self.env = env
+        self.activity = activity
+        self.hooks = hooks
+
+    @property
+    def active(self) -> frozenset[int]:
+        return self.activity.active
+
+    def __call__(self, out_cts: Sequence[Any]) -> list[Any]:
+        """Cotangents of the graph inputs (``None`` where no gradient flows) given the outputs'."""
+        is_active = self.activity.is_active
+        ct_env: dict = {}
+        for atom, ct in zip(self.graph.outputs, out_cts, strict=True):
+            if ct is not None and is_active(atom):
+                accumulate(ct_env, atom, ct)
+        for eqn in reversed(self.activity.eqns):
+            cts = [ct_env.pop(v, None) for v in eqn.outputs]
+            if all(ct is None for ct in cts):
+                continue
+            needed = [is_active(a) for a in eqn.inputs]
+            if self.hooks is None:
+                cts_in = apply_rule(eqn, cts, self.env, needed)
+            else:
+                with self.hooks.rule_scope(eqn, needed):
+                    cts_in = apply_rule(eqn, cts, self.env, needed)
+                self.hooks.after_rule(eqn, cts, cts_in, self.env)
+            for atom, ct in zip(eqn.inputs, cts_in, strict=True):
+                if ct is not None and is_active(atom):
+                    accumulate(ct_env, atom, ct)
+        return [ct_env.get(v) for v in self.graph.inputs]
+
+
+def vjp_graph(
+    graph: Graph, args: Sequence[Any], wrt: Sequence[bool], hooks: SweepHooks | None = None
+) -> tuple[list[Any], Backward]:
+    """Evaluate ``graph`` on ``args`` and return (outputs, backward function).
+
+    ``wrt[i]`` says whether input ``i`` is differentiated; inputs of integer or boolean dtype
+    never are. Which equations are differentiated is decided by ``funcgrad.core.activity``; each
+    of them is checked for a rule before anything runs.
+    """
+    act = checked_activity(graph, wrt)
+    env = evaluate(graph, args)
+    return read_all(env, graph.outputs), Backward(graph, env, act, hooks)
+
+
+def checked_activity(graph: Graph, wrt: Sequence[bool]) -> Activity:
+    """``activity(graph, wrt)``, after checking that every active equation has a rule (a clear error if not)."""
+    act = activity(graph, wrt)
+    for eqn in act.eqns:
+        require_rule(eqn)
+    return act
+
+
+def require_rule(eqn: Eqn) -> None:
+    """Raise a clear error if the registry has no VJP rule for ``eqn``'s primitive."""
+    where = eqn.source.where()
+    record = registry.lookup(eqn.primitive)
+    if record is not None and record.kind == "refused":
+        raise NonDifferentiableError(f"cannot reverse-differentiate {eqn.primitive!r} at {where}\n  {record.reason}")
+    if record is None or not record.has_vjp:
+        raise UnsupportedPrimitiveError(
+            f"funcgrad has no VJP rule for primitive {eqn.primitive!r}, used at {where}\n"
+            f"  fix: register one with funcgrad.defvjp({eqn.primitive!r}, rule), where\n"
+            f"       rule(ct, *primals, out, **params) returns one cotangent per input "
+            f"(see docs/extending.md); funcgrad.supported_primitives() lists the rules there are."
+        )
+
+
+def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = None) -> list:
+    """Run ``eqn``'s VJP rule; cotangents come back shaped and typed like the inputs.
+
+    The rule gets ``ct`` and ``out`` as lists exactly when the primitive has multiple results
+    (decided here, once: no rule normalises them). ``needed[i]`` False (a literal, or an input
+    nothing differentiated flows into) drops input ``i``'s cotangent before it is summed down or
+    cast: that work would be thrown away. An error raised inside the rule keeps its type and
+    gains a note naming the primitive and the user's line.
+    """
+    record = registry.lookup(eqn.primitive)
+    primals = read_all(env, eqn.inputs)
+    outs = [env[v] for v in eqn.outputs]
+    multiple = eqn.multiple_results
+    if multiple and not record.symbolic_zeros:
+        cts = [zeros_like_type(v.type) if ct is None else ct for v, ct in zip(eqn.outputs, cts)]
+    try:
+        cts_in = record.vjp(cts if multiple else cts[0], *primals, out=outs if multiple else outs[0], **eqn.params)
+    except (UnsupportedPrimitiveError, NonDifferentiableError):
+        raise
+    except Exception as err:
+        err.add_note(f"(in the VJP rule of {eqn.primitive!r} for the equation at {eqn.source.where()})")
+        raise
+    cts_in = list(cts_in)
+    if len(cts_in) != len(eqn.inputs):
+        raise ValueError(
+            f"the VJP rule of {eqn.primitive!r} returned {len(cts_in)} cotangents for "
+            f"{len(eqn.inputs)} inputs (at {eqn.source.where()})"
+        )
+    if needed is None:
+        needed = [True] * len(cts_in)
+    return [None if ct is None or not n else fit_to_type(ct, a.type) for a, ct, n in zip(eqn.inputs, cts_in, needed)]
+
+
+def accumulate(ct_env: dict, v: Var, ct: Any) -> None:
+    """Add ``ct`` into ``v``'s cotangent: fan-out sums its branches' contributions."""
+    prev = ct_env.get(v)
+    ct_env[v] = ct if prev is None else lax.add(prev, ct)
+
+
+def fit_to_type(ct: Any, t: Type) -> Any:
+    """Sum ``ct`` down to shape ``t.shape`` (implicit rank-0 broadcasting) and cast to ``t.dtype``."""
+    shape = tuple(np.shape(ct))
+    if shape != t.shape:
+        ct = unbroadcast(ct, t.shape)
+    if not t.is_float:
+        return ct
+    # an array's own dtype; jnp.result_type (dtype promotion machinery) only for Python scalars
+    dtype = getattr(ct, "dtype", None)
+    if dtype is None:
+        dtype = jnp.result_type(ct)
+    if dtype != t.dtype:
+        if jnp.issubdtype(dtype, jnp.complexfloating) and not jnp.issubdtype(t.dtype, jnp.complexfloating):
+            ct = jnp.real(ct)  # a real primal's cotangent is the real part of a complex one (JAX's convention)
+        ct = lax.convert_element_type(ct, t.dtype)
+    return ct
+
+
+def unbroadcast(ct: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``ct`` over the axes that broadcasting added or stretched to reach its shape from ``shape``."""
+    ct_shape = np.shape(ct)
+    lead = len(ct_shape) - len(shape)
+    if lead < 0:
+        raise ValueError(f"cotangent of shape {ct_shape} cannot be summed down to shape {shape}")
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, (d, c) in enumerate(zip(shape, ct_shape[lead:])) if d == 1 and c != 1
+    )
+    if axes:
+        ct = jnp.sum(ct, axis=axes)
+    return jnp.reshape(ct, shape)
+
+
+def zeros_like_type(t: Type) -> Any:
+    return jnp.zeros(t.shape, t.dtype)

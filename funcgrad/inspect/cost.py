@@ -1,0 +1,182 @@
+"""FLOPs and bytes of a gradient computation, per equation and in total.
+
+Per-equation figures come from a simple model of each primitive (below);
+totals for the forward pass and the backward pass are the sums over
+``funcgrad.trace(f)`` and over funcgrad's traced backward pass (the same one
+``funcgrad.saved_residuals`` reads, dead code dropped). For comparison, the
+report also carries XLA's own cost analysis of the compiled forward function
+and of the compiled ``funcgrad.value_and_grad``.
+
+The model: ``dot_general`` costs 2*M*N*K (a multiply and an add per term),
+convolutions 2 * output size * (kernel size / output features), reductions and
+cumulative ops one FLOP per input element, other arithmetic (transcendentals
+included) one FLOP per output element, and data movement (reshape, transpose,
+broadcast, slicing, gathers, casts, tags) none. Bytes are the sizes of every
+array read and written, with no fusion (tags: none). For dense layers the backward pass
+costs about twice the forward pass: two products (dC/dW and dC/dz) per forward
+product.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from funcgrad import api
+from funcgrad.core.call import Call
+from funcgrad.core.ir import Eqn, Literal, Type, var_names
+from funcgrad.core.jax_compat import cost_analysis
+from funcgrad.inspect.residuals import trace_backward
+
+_NO_FLOPS = {
+    "reshape", "transpose", "broadcast_in_dim", "squeeze", "expand_dims", "convert_element_type", "copy", "copy_p",
+    "tag", "slice", "dynamic_slice", "dynamic_update_slice", "concatenate", "pad", "rev", "gather", "iota",
+    "stop_gradient", "select_n", "bitcast_convert_type", "reduce_precision", "split",
+}  # fmt: skip
+_PER_INPUT = {"reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin", "cumsum", "cumprod",
+              "cummax", "cummin", "cumlogsumexp", "reduce_and", "reduce_or"}  # fmt: skip
+
+
+def _nbytes(t: Type) -> int:
+    try:
+        return t.size * np.dtype(t.dtype).itemsize
+    except TypeError:
+        return 0
+
+
+def eqn_flops(eqn: Eqn) -> int:
+    """Estimated floating-point operations of one equation (see the module docstring)."""
+    p = eqn.primitive
+    ins = [a.type for a in eqn.inputs]
+    out = eqn.outputs[0].type if eqn.outputs else Type((), np.dtype("float32"))
+    if p == "dot_general":
+        (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+        # every output element is a length-K dot product: K multiplies and K adds
+        k = math.prod(ins[0].shape[d] for d in lhs_contract)
+        return 2 * out.size * k if out.size else 0
+    if p == "conv_general_dilated":
+        rhs = ins[1].shape
+        out_feature_dim = eqn.params["dimension_numbers"].rhs_spec[0]
+        per_out = math.prod(rhs) // max(rhs[out_feature_dim], 1)
+        return 2 * out.size * per_out
+    if p in _NO_FLOPS:
+        return 0
+    if p in _PER_INPUT:
+        return ins[0].size if ins else 0
+    subs = eqn.subgraphs()
+    if subs:
+        times = int(eqn.params.get("length", 1)) if p == "scan" else 1
+        return times * sum(eqn_flops(e) for g in subs[:1] for e in g.eqns)
+    return sum(v.type.size for v in eqn.outputs)
+
+
+def eqn_bytes(eqn: Eqn) -> int:
+    """Bytes read and written by one equation (no fusion); a tag moves nothing."""
+    if eqn.primitive == "tag":
+        return 0
+    read = sum(_nbytes(a.type) for a in eqn.inputs if not (isinstance(a, Literal) and a.type.ndim == 0))
+    return read + sum(_nbytes(v.type) for v in eqn.outputs)
+
+
+@dataclasses.dataclass(frozen=True)
+class EqnCost:
+    """One equation's estimated cost."""
+
+    phase: str  # "forward" or "backward"
+    name: str  # its first output's name (forward names as in funcgrad.trace's printout)
+    primitive: str
+    flops: int
+    bytes: int
+    where: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CostReport:
+    """Per-equation costs, forward/backward totals (model), and XLA's totals for comparison."""
+
+    rows: tuple[EqnCost, ...]
+    xla_forward: dict
+    xla_forward_backward: dict
+
+    def total(self, phase: str, what: str = "flops") -> int:
+        return sum(getattr(r, what) for r in self.rows if r.phase == phase)
+
+    @property
+    def forward_flops(self) -> int:
+        return self.total("forward")
+
+    @property
+    def backward_flops(self) -> int:
+        return self.total("backward")
+
+    @property
+    def forward_bytes(self) -> int:
+        return self.total("forward", "bytes")
+
+    @property
+    def backward_bytes(self) -> int:
+        return self.total("backward", "bytes")
+
+    def __str__(self) -> str:
+        rows = [("phase", "name", "primitive", "flops", "bytes", "where")]
+        rows += [
+            (r.phase, r.name, r.primitive, str(r.flops), str(r.bytes), r.where) for r in self.rows if r.flops or r.bytes
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        ratio = self.backward_flops / self.forward_flops if self.forward_flops else float("nan")
+        lines.append(f"forward:  {self.forward_flops} flops, {self.forward_bytes} bytes")
+        lines.append(f"backward: {self.backward_flops} flops, {self.backward_bytes} bytes ({ratio:.2f}x forward)")
+        xf, xb = self.xla_forward.get("flops"), self.xla_forward_backward.get("flops")
+        if xf is not None and xb is not None:
+            lines.append(f"XLA (compiled): forward {xf:.0f} flops, forward+backward {xb:.0f} flops")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p, cycle):  # IPython
+        p.text(str(self))
+
+
+def cost_report(
+    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, xla: bool = True
+) -> Callable[..., CostReport]:
+    """FLOPs and bytes per equation of ``fun``'s gradient computation, with forward/backward totals.
+
+    Args:
+      fun: the function to differentiate (a scalar loss for the XLA comparison).
+      argnums: the positional argument(s) differentiated, as in ``funcgrad.grad``.
+      has_aux: ``fun`` returns ``(out, aux)``.
+      xla: also compile ``fun`` and ``funcgrad.value_and_grad(fun)`` with ``jax.jit`` and keep XLA's
+        ``cost_analysis()`` (needs concrete arguments; pass ``False`` inside a transformation).
+
+    Returns:
+      A function of ``fun``'s arguments returning a ``CostReport``.
+    """
+
+    @functools.wraps(fun)
+    def run(*args, **kwargs) -> CostReport:
+        tb = trace_backward(fun, argnums, has_aux, args, kwargs)
+        rows = []
+        for e in tb.forward.eqns:
+            name = tb.names[id(e.outputs[0])] if e.outputs else ""
+            rows.append(EqnCost("forward", name, e.primitive, eqn_flops(e), eqn_bytes(e), e.source.short_where()))
+        bnames = var_names(tb.backward)
+        for e in tb.backward.eqns:
+            name = bnames[id(e.outputs[0])] if e.outputs else ""
+            rows.append(EqnCost("backward", name, e.primitive, eqn_flops(e), eqn_bytes(e), e.source.short_where()))
+        xf = xb = {}
+        if xla:
+            xf = _xla_cost(fun, args, kwargs)
+            xb = _xla_cost(api.value_and_grad(fun, argnums, has_aux), args, kwargs)
+        return CostReport(tuple(rows), xf, xb)
+
+    return run
+
+
+def _xla_cost(f, args, kwargs) -> dict:
+    call = Call(f, args, kwargs, argnums=(), allow_int=True)  # non-array leaves stay static
+    return cost_analysis(jax.jit(call.flat_fun).lower(*call.traced_values()).compile())
