@@ -1,0 +1,69 @@
+"""The boundary to JAX (funcgrad/core/jax_compat.py + tracer.py), run on the oldest and newest supported JAX.
+
+These are the places where JAX releases differ in what the tracer reads; each test states the
+convention funcgrad presents to the rest of the code, whatever the release.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+import funcgrad
+from funcgrad.core import jax_compat
+
+
+def _pytree_psum(a, b):
+    s, t = jax.vmap(lambda x, y: lax.psum((x * x, jnp.sin(y)), "i"), axis_name="i")(a, b)
+    return jnp.sum(s * 3.0) + jnp.sum(t**2)
+
+
+def test_psum_of_a_pytree_is_one_equation_per_leaf():
+    # jax < 0.10 binds one multiple-results psum for all the leaves; newer releases one psum per leaf:
+    # the tracer always presents the newer form, so the psum rule sees one operand
+    a, b = jnp.arange(3.0), jnp.linspace(0.0, 1.0, 3)
+    graph = funcgrad.trace(_pytree_psum)(a, b)
+    psums = [e for e in graph.eqns if e.primitive == "psum"]
+    assert len(psums) == 2 and all(len(e.inputs) == 1 and not e.multiple_results for e in psums)
+    for mine, ref in zip(funcgrad.grad(_pytree_psum, (0, 1))(a, b), jax.grad(_pytree_psum, (0, 1))(a, b)):
+        np.testing.assert_allclose(mine, ref, rtol=1e-6)
+
+
+def test_equations_carry_jaxs_multiple_results_flag():
+    def f(x):
+        (y,) = lax.split(x, (4,))  # one output, but a multiple-results primitive
+        return jnp.sum(jnp.sin(y))
+
+    graph = funcgrad.trace(f)(jnp.ones(4))
+    flags = {e.primitive: e.multiple_results for e in graph.eqns}
+    assert flags["split"] is True and flags["sin"] is False
+    np.testing.assert_allclose(funcgrad.grad(f)(jnp.ones(4)), jax.grad(f)(jnp.ones(4)))
+
+
+def test_canonical_names_and_inlined_calls():
+    assert jax_compat.canonical_name("pjit") == "jit"
+    assert jax_compat.canonical_name("custom_vjp_call_jaxpr") == "custom_vjp_call"
+    assert jax_compat.canonical_name("sin") == "sin"
+    graph = funcgrad.trace(lambda x: jax.jit(jnp.sin)(x) * 2)(jnp.ones(3))
+    assert [e.primitive for e in graph.eqns] == ["sin", "mul"]  # the jit call is inlined on every release
+    assert "jit(sin)" in graph.eqns[0].source.scope
+
+
+def test_custom_vjp_residuals_forwarded_from_inputs_and_consts():
+    # input_fwds index into consts + args (jax >= 0.7) or args alone (before): the layout is absorbed
+    @jax.custom_vjp
+    def f(x, y):
+        return x * y
+
+    f.defvjp(lambda x, y: (x * y, (x, y)), lambda res, g: (g * res[1], g * res[0]))
+    w = jnp.array([1.0, 2.0])
+    loss = lambda x: jnp.sum(f(x, w) * w)  # w is a closed-over constant and a forwarded residual
+    np.testing.assert_allclose(funcgrad.grad(loss)(jnp.ones(2)), jax.grad(loss)(jnp.ones(2)))
+
+
+def test_user_lines_point_at_the_users_code():
+    graph = funcgrad.trace(lambda x: jnp.sin(x))(jnp.ones(2))  # this line
+    assert graph.eqns[0].source.file.endswith("test_jax_compat.py")
+    assert jax_compat.JAX_VERSION >= (0, 4, 38)
