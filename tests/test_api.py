@@ -65,16 +65,19 @@ def test_argnums_out_of_range():
         funcgrad.grad(f2, argnums=2)(W, X)
 
 
-def test_python_if_on_traced_value_names_line_and_fix():
+def test_python_if_on_traced_value_under_jit_names_line_and_fix():
     def f(x):
         if x > 0:  # the offending line
             return x
         return -x
 
+    # under jax.jit the trace is abstract: the error names the line and the fix
     with pytest.raises(TracingError) as e:
-        funcgrad.grad(f)(1.0)
+        jax.jit(funcgrad.grad(f))(1.0)
     msg = str(e.value)
     assert "test_api.py" in msg and "if x > 0" in msg and "jnp.where" in msg and "lax.cond" in msg
+    # on concrete values the branch taken is recorded, as with jax.grad (tests/test_concrete_tracing.py)
+    assert funcgrad.grad(f)(1.0) == jax.grad(f)(1.0) == 1.0 and funcgrad.grad(f)(-1.0) == -1.0
 
 
 def test_static_python_flags_and_kwargs():

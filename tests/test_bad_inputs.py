@@ -259,20 +259,21 @@ def test_while_loop_that_carries_no_gradient_is_fine():
     np.testing.assert_allclose(funcgrad.grad(loss)(X), jax.grad(loss)(X))
 
 
-def test_python_if_on_traced_value_names_the_line_and_suggests_where_and_cond():
+def test_python_if_on_traced_value_under_jit_names_the_line_and_suggests_where_and_cond():
     def loss(x):
         if jnp.sum(x) > 0:  # marker: python if
             return jnp.sum(x**2)
         return jnp.sum(x)
 
     with pytest.raises(TracingError) as e:
-        funcgrad.grad(loss)(X)
+        jax.jit(funcgrad.grad(loss))(X)  # abstract under jit
     msg = str(e.value)
     assert f"{HERE}:{_line_of('marker: python if')}" in msg
     assert "jnp.where" in msg and "lax.cond" in msg
+    np.testing.assert_allclose(funcgrad.grad(loss)(X), jax.grad(loss)(X))  # concrete values: the branch taken
 
 
-def test_python_loop_bound_from_traced_value():
+def test_python_loop_bound_from_traced_value_under_jit():
     def loss(x):
         total = 0.0
         for _ in range(int(jnp.sum(x))):  # marker: python int()
@@ -280,9 +281,10 @@ def test_python_loop_bound_from_traced_value():
         return jnp.sum(total)
 
     with pytest.raises(TracingError) as e:
-        funcgrad.grad(loss)(X)
+        jax.jit(funcgrad.grad(loss))(X)  # abstract under jit
     msg = str(e.value)
     assert f"{HERE}:{_line_of('marker: python int()')}" in msg and "lax.fori_loop" in msg
+    np.testing.assert_allclose(funcgrad.grad(loss)(X), jax.grad(loss)(X))  # concrete values: the loop runs
 
 
 # ---------------------------------------------------------------- cotangents

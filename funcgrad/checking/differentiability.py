@@ -217,9 +217,10 @@ def _control_flow_problem(err: TracingError) -> Problem:
     return Problem(
         "Python control flow on a traced value",
         where,
-        "funcgrad traces abstractly (like jax.jit), so `if`/`while`/`bool()` on a traced value cannot work",
-        "use jnp.where for elementwise choices, lax.cond / lax.switch for branches, lax.scan / lax.fori_loop "
-        "for loops; or pass the value as a non-differentiated Python scalar",
+        "`if`/`while`/`bool()` on a traced value: funcgrad.grad works on concrete arrays (it records the "
+        "branch the values take, as jax.grad does), but not under jax.jit, jax.vmap or another transformation",
+        "to run under jax.jit, use jnp.where for elementwise choices, lax.cond / lax.switch for branches, "
+        "lax.scan / lax.fori_loop for loops; or pass the value as a non-differentiated Python scalar",
     )
 
 

@@ -46,6 +46,20 @@ class TraceCache:
         self._entries: collections.OrderedDict = collections.OrderedDict()
         self._lock = threading.Lock()
         self._hits = self._misses = self._uncacheable = 0
+        # signatures whose abstract trace failed on Python control flow: traced concretely each call
+        self._concrete: collections.OrderedDict = collections.OrderedDict()
+
+    def needs_concrete(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._concrete
+
+    def mark_concrete(self, key: Hashable | None) -> None:
+        if key is None:
+            return
+        with self._lock:
+            self._concrete[key] = True
+            while len(self._concrete) > self.maxsize:
+                self._concrete.popitem(last=False)
 
     def get_or_trace(self, key: Hashable | None, trace: Callable[[], Any], consts_of: Callable[[Any], tuple]) -> Any:
         if key is None:
@@ -73,6 +87,7 @@ class TraceCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._concrete.clear()
             self._hits = self._misses = self._uncacheable = 0
 
 

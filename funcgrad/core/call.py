@@ -7,6 +7,11 @@ are, so ``loss(params, x, y, train=True)`` can branch on ``train`` in Python.
 
 ``Call`` is the one object that does this split, for the API, the inspection tools and the checks;
 ``trace_call`` traces it into a ``Graph`` through the trace cache.
+
+With ``static_outputs=True`` (the differentiation API) the output leaves that do not depend on
+the traced values (a Python number, a string, a constant array) are not graph outputs: each is
+kept, unchanged, in a ``StaticLeaf`` node of the output tree and handed back as it was returned,
+as JAX's ``grad`` with ``has_aux=True`` hands back a string ``aux``.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcgrad.core.cache import signature_key, trace_cache
+from funcgrad.core.concrete import can_trace_concretely, trace_concrete
 from funcgrad.core.ir import Graph
-from funcgrad.core.tracer import trace_flat
-from funcgrad.errors import InputError
+from funcgrad.core.tracer import Traced, trace_flat
+from funcgrad.errors import InputError, TracingError
 
 tree_util = jax.tree_util
 
@@ -64,6 +70,34 @@ def argnums_tuple(argnums: int | Sequence[int], nargs: int, fun: Callable) -> tu
                 f"positional argument(s).\n  fix: {fix} (keyword arguments are never differentiated)."
             )
     return tuple(n % nargs for n in nums)
+
+
+class StaticLeaf:
+    """An output leaf that does not depend on the traced values, kept as the function returned it.
+
+    A pytree node without children whose node data is the box itself (compared by identity), so
+    the output tree of a trace carries it and ``tree_unflatten`` gives it back.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"StaticLeaf({self.value!r})"
+
+
+tree_util.register_pytree_node(StaticLeaf, lambda s: ((), s), lambda s, _: s)
+
+
+def is_static_leaf(x) -> bool:
+    return isinstance(x, StaticLeaf)
+
+
+def box_static_outputs(out):
+    """``out`` with each leaf that is not a tracer (so depends on no traced value) in a ``StaticLeaf``."""
+    return tree_util.tree_map(lambda y: y if isinstance(y, jax.core.Tracer) else StaticLeaf(y), out)
 
 
 def is_array(x) -> bool:
@@ -121,8 +155,9 @@ class Call:
     is then passed through untraced, an integer leaf traced but not differentiated.
     """
 
-    def __init__(self, fun, args, kwargs, argnums, allow_int, *, collect: bool = False):
+    def __init__(self, fun, args, kwargs, argnums, allow_int, *, collect: bool = False, static_outputs: bool = False):
         self.fun, self.argnums = fun, argnums
+        self.static_outputs = static_outputs
         names = arg_names(fun, len(args))
         with_paths, self.tree = tree_util.tree_flatten_with_path((tuple(args), dict(kwargs)))
         self.leaves = [leaf for _, leaf in with_paths]
@@ -158,17 +193,37 @@ class Call:
         for i, v in zip(self.traced_idx, traced):
             full[i] = v
         args, kwargs = tree_util.tree_unflatten(self.tree, full)
-        return self.fun(*args, **kwargs)
+        out = self.fun(*args, **kwargs)
+        return box_static_outputs(out) if self.static_outputs else out
 
 
 def trace_call(call: Call) -> tuple[Graph, Any]:
-    """``(graph, output tree)`` of the call, from the trace cache when its signature was seen before."""
-    key = signature_key(call.fun, call.tree, call.leaves, call.traced_idx)
-    with gc_paused():
-        traced = trace_cache.get_or_trace(
-            key, lambda: trace_flat(call.flat_fun, call.traced_values()), lambda t: t.graph.consts
-        )
+    """``(graph, output tree)`` of the call (see ``trace_call_values``)."""
+    traced = trace_call_values(call)
     return traced.graph, traced.out_tree
+
+
+def trace_call_values(call: Call) -> Traced:
+    """The call traced into a graph: abstractly, like ``jax.jit``, and from the trace cache when its
+    signature was seen before; or, when that fails on Python control flow and the values are concrete
+    (no ``jax.jit`` or other transformation around), concretely, for the branch the values take
+    (``funcgrad.core.concrete``; never cached: the next call may branch differently)."""
+    key = signature_key(call.fun, call.tree, call.leaves, call.traced_idx)
+    if key is not None:
+        # float64 on or off: the same Python scalars and NumPy float64 arrays trace to other dtypes
+        key = (key, call.static_outputs, jax.dtypes.canonicalize_dtype(np.float64) == np.float64)
+    values = call.traced_values()
+    with gc_paused():
+        if key is not None and trace_cache.needs_concrete(key) and can_trace_concretely(values):
+            return trace_concrete(call.flat_fun, values)
+        try:
+            return trace_cache.get_or_trace(key, lambda: trace_flat(call.flat_fun, values), lambda t: t.graph.consts)
+        except TracingError:
+            if not can_trace_concretely(values):
+                raise  # under jit/vmap: today's clear error
+            traced = trace_concrete(call.flat_fun, values)
+            trace_cache.mark_concrete(key)
+            return traced
 
 
 @contextlib.contextmanager

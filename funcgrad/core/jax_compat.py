@@ -226,3 +226,68 @@ def cost_analysis(compiled) -> dict:
     if isinstance(analysis, (list, tuple)):
         analysis = analysis[0] if analysis else {}
     return dict(analysis or {})
+
+
+# ------------------------------------------------------------- concrete tracing
+# funcgrad.core.concrete records a graph while computing its values (Python control flow on values
+# then works, as under jax.grad). It needs JAX's trace machinery: a Trace subclass and a Tracer that
+# carries a concrete value (JAX's own JVP tracers do the same). jax >= 0.4.36 ("stackless" traces).
+
+Trace = _core.Trace
+_TRACER_INIT_TAKES_AVAL = "aval" in inspect.signature(_core.Tracer.__init__).parameters  # jax >= 0.5
+
+
+def set_current_trace(trace):
+    """Context: binds go to ``trace``."""
+    return _core.set_current_trace(trace)
+
+
+def current_trace():
+    """The trace that binds go to now (JAX's EvalTrace outside any transformation)."""
+    with _core.take_current_trace() as trace:
+        return trace
+
+
+def is_eval_trace(trace) -> bool:
+    return isinstance(trace, _core.EvalTrace)
+
+
+def to_concrete_value(x):
+    """``x``'s concrete value if it has one (an array, or a tracer that carries one), else None."""
+    return _core.to_concrete_value(x)
+
+
+def current_source_info():
+    """JAX's ``SourceInfo`` of the current bind (its traceback and name stack)."""
+    return _source_info.current()
+
+
+exclude_from_user_frames(__file__)  # current_source_info's own frame is not the user's line
+
+
+class ValueTracer(Tracer):
+    """A tracer of ``trace`` that carries a concrete ``value`` and the funcgrad ``atom`` it is bound to."""
+
+    __slots__ = ("value", "atom")
+
+    def __init__(self, trace, value, atom):
+        if _TRACER_INIT_TAKES_AVAL:
+            super().__init__(trace, get_aval(value))
+        else:  # jax < 0.5: the aval is a property (below)
+            self._trace = trace
+        self.value, self.atom = value, atom
+
+    if not _TRACER_INIT_TAKES_AVAL:
+
+        @property
+        def aval(self):
+            return get_aval(self.value)
+
+    def to_concrete_value(self):
+        return _core.to_concrete_value(self.value)
+
+    def full_lower(self):
+        return self
+
+    def cur_qdd(self):
+        return _core.cur_qdd(self.value)

@@ -69,16 +69,22 @@ class Backward:
 
 
 def vjp_graph(
-    graph: Graph, args: Sequence[Any], wrt: Sequence[bool], hooks: SweepHooks | None = None
+    graph: Graph,
+    args: Sequence[Any],
+    wrt: Sequence[bool],
+    hooks: SweepHooks | None = None,
+    values: dict | None = None,
 ) -> tuple[list[Any], Backward]:
     """Evaluate ``graph`` on ``args`` and return (outputs, backward function).
 
     ``wrt[i]`` says whether input ``i`` is differentiated; inputs of integer or boolean dtype
     never are. Which equations are differentiated is decided by ``funcgrad.core.activity``; each
-    of them is checked for a rule before anything runs.
+    of them is checked for a rule before anything runs. ``values`` (every value of the graph, keyed
+    by ``Var``, as a concrete trace computed them) spares the evaluation: the function, and any
+    ``jax.debug.print`` in it, runs once.
     """
     act = checked_activity(graph, wrt)
-    env = evaluate(graph, args)
+    env = evaluate(graph, args) if values is None else values
     return read_all(env, graph.outputs), Backward(graph, env, act, hooks)
 
 

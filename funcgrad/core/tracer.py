@@ -109,17 +109,41 @@ def _convert_eqns(jax_eqns, ctx: _Context, out: list[Eqn], fallback: Source | No
         if jc.binds_all_operands_at_once(e.primitive):
             out.extend(_per_operand_eqns(e, inputs, outputs, ctx.scope, fallback))
             continue
-        out.append(
-            Eqn(
-                primitive=jc.canonical_name(name),
-                inputs=inputs,
-                outputs=outputs,
-                params=_convert_params(name, e.params),
-                impl=_bind_impl(e.primitive, e.params),
-                source=_source_of(e, ctx.scope, fallback),
-                multiple_results=bool(e.primitive.multiple_results),
-            )
-        )
+        out.append(plain_eqn(e.primitive, e.params, inputs, outputs, _source_of(e, ctx.scope, fallback)))
+
+
+def plain_eqn(primitive, params, inputs: tuple, outputs: tuple, source: Source) -> Eqn:
+    """The funcgrad equation of one bind of ``primitive`` (not an inlined call): nested jaxprs in
+    ``params`` become graphs, custom-derivative handles are added, ``impl`` re-binds the primitive."""
+    name = primitive.name
+    return Eqn(
+        primitive=jc.canonical_name(name),
+        inputs=inputs,
+        outputs=outputs,
+        params=_convert_params(name, params),
+        impl=_bind_impl(primitive, params),
+        source=source,
+        multiple_results=bool(primitive.multiple_results),
+    )
+
+
+def inline_jaxpr(
+    closed, inputs: Sequence[Atom], constvars: list, consts: list, out: list[Eqn], scope: str, fallback: Source
+) -> list[Atom]:
+    """Append the equations of ``closed`` (a ``ClosedJaxpr``) to ``out``, reading its inputs from ``inputs``
+    and adding its consts to ``constvars``/``consts``; returns the atoms of its outputs. Equations with no
+    user frame of their own (bodies JAX traced elsewhere and inlined) get ``fallback``'s line."""
+    jaxpr, jaxpr_consts = jc.split_closed(closed)
+    ctx = _Context(env={}, constvars=constvars, consts=consts, scope=scope)
+    for v, c in zip(jaxpr.constvars, jaxpr_consts):
+        cv = Var(_var_type(v))
+        ctx.env[v] = cv
+        constvars.append(cv)
+        consts.append(c)
+    for v, a in zip(jaxpr.invars, inputs, strict=True):
+        ctx.env[v] = a
+    _convert_eqns(jaxpr.eqns, ctx, out, fallback)
+    return [_read(ctx, v) for v in jaxpr.outvars]
 
 
 def _per_operand_eqns(e, inputs, outputs, scope, fallback) -> list[Eqn]:
@@ -219,7 +243,11 @@ def _bind_impl(primitive, params) -> Callable[..., list]:
 
 
 def _source_of(e, scope: str, fallback: Source | None = None) -> Source:
-    info = e.source_info
+    return source_of_info(e.source_info, scope, fallback)
+
+
+def source_of_info(info, scope: str, fallback: Source | None = None) -> Source:
+    """A ``Source`` from JAX's ``SourceInfo`` (its innermost user frame and name stack) under ``scope``."""
     frame = jc.user_frame(info)
     stack = _join(scope, str(info.name_stack))
     if frame is None:
@@ -333,10 +361,12 @@ def _memoized(memo: dict, key, make, graph_of):
 
 @dataclasses.dataclass(frozen=True)
 class Traced:
-    """A traced function: its graph and the pytree structure of its output."""
+    """A traced function: its graph and the pytree structure of its output (and, for a concrete trace
+    (``funcgrad.core.concrete``), every value it computed, keyed by ``Var``)."""
 
     graph: Graph
     out_tree: Any
+    values: dict | None = None
 
 
 def trace_flat(fun: Callable, flat_args: Sequence[Any]) -> Traced:
@@ -358,8 +388,10 @@ def _python_control_flow_message(err: Exception) -> str:
     where = user_line_of(err.__traceback__)
     first = str(err).strip().splitlines()[0]
     return (
-        f"funcgrad traces your function abstractly (like jax.jit), so Python control flow on a traced "
-        f"value cannot work.\n  at: {where}\n  JAX said: {first}\n"
+        f"funcgrad traces your function abstractly here (under jax.jit, jax.vmap or another transformation), "
+        f"so Python control flow on a traced value cannot work (on concrete arrays, outside any "
+        f"transformation, funcgrad records the branch the values take, as jax.grad does).\n  at: {where}\n"
+        f"  JAX said: {first}\n"
         "  fix: use jnp.where(cond, a, b) for elementwise choices, lax.cond / lax.switch for branches, "
         "lax.fori_loop / lax.scan for loops; or pass the value as a non-differentiated Python scalar."
     )
