@@ -33,14 +33,26 @@ def _primitives_in(graph) -> set[str]:
     return found
 
 
-def _cases(spec):
+def row_cases(spec) -> list[tuple[str, str, int | None, str]]:
+    """Every check of one row: ``(dtype, case, kink, id)``, each dtype's cases first, then its kinks.
+
+    ``case`` is one of ``CASES`` the row's ``args`` builder supports, or ``"kink"`` with ``kink`` the
+    index into ``spec.kinks``; ``id`` is the pytest id of the check.
+    """
     probe = np.random.default_rng(0)
     applicable = [c for c in CASES if spec.args(probe, np.dtype("float32"), c) is not None]
+    cases = []
     for dtype in spec.dtypes:
         for case in applicable:
-            yield pytest.param(spec, dtype, case, None, id=f"{spec.id}-{dtype}-{case}")
+            cases.append((dtype, case, None, f"{spec.id}-{dtype}-{case}"))
         for k, _ in enumerate(spec.kinks):
-            yield pytest.param(spec, dtype, "kink", k, id=f"{spec.id}-{dtype}-kink{k}")
+            cases.append((dtype, "kink", k, f"{spec.id}-{dtype}-kink{k}"))
+    return cases
+
+
+def _cases(spec):
+    for dtype, case, kink, case_id in row_cases(spec):
+        yield pytest.param(spec, dtype, case, kink, id=case_id)
 
 
 def _float_dtype(x):
@@ -103,8 +115,13 @@ def check_against_jax(spec, args, dtype):
         )
 
 
-@pytest.mark.parametrize("spec,dtype,case,kink", [c for s in SPECS for c in _cases(s)])
-def test_rule_matches_jax_vjp(spec, dtype, case, kink):
+def check_row(spec, dtype, case, kink=None):
+    """One check of the rule table: row ``spec`` in ``dtype`` on ``case`` (or kink point ``kink``).
+
+    Raises ``AssertionError`` if the row does not produce its primitive or funcgrad's VJP differs from
+    ``jax.vjp``'s, and ``pytest.skip.Exception`` if this JAX release is too old for the row. The
+    mutation script (scripts/mutate_rules.py) calls this very function with deliberately wrong rules.
+    """
     with x64():
         rng = np.random.default_rng(0)
         np_dtype = jnp.dtype(dtype)
@@ -121,6 +138,11 @@ def test_rule_matches_jax_vjp(spec, dtype, case, kink):
         graph = funcgrad.trace(spec.fn)(*args)
         assert spec.primitive in _primitives_in(graph), f"row {spec.id} does not produce {spec.primitive!r}"
         check_against_jax(spec, args, dtype)
+
+
+@pytest.mark.parametrize("spec,dtype,case,kink", [c for s in SPECS for c in _cases(s)])
+def test_rule_matches_jax_vjp(spec, dtype, case, kink):
+    check_row(spec, dtype, case, kink)
 
 
 def test_every_registered_rule_has_a_row():

@@ -40,6 +40,8 @@ SPECS = [
         unary(),
         name="convert_to_int",
     ),
+    # one cast on the path to the output: in the round trip above a sign error in the rule cancels out
+    RuleSpec("convert_element_type", lambda x: lax.convert_element_type(x, jnp.float16), unary(), name="convert_once"),
     RuleSpec("copy", lambda x: lax.copy_p.bind(x), unary()),
     RuleSpec("reduce_precision", lambda x: lax.reduce_precision(x, exponent_bits=5, mantissa_bits=10), unary()),
     RuleSpec("rev", lambda x: lax.rev(x, (0,)), fixed(normal(3, 4))),
@@ -54,6 +56,13 @@ SPECS = [
         "concatenate",
         lambda x, y: lax.concatenate([x, y, x], 1),
         fixed(lambda rng, dt: [rng.normal(size=(2, 3)).astype(dt), rng.normal(size=(2, 1)).astype(dt)]),
+    ),
+    # operands of one shape: cotangents cut at the wrong offsets would still have the right shapes
+    RuleSpec(
+        "concatenate",
+        lambda x, y: lax.concatenate([x, y], 0),
+        fixed(lambda rng, dt: [rng.normal(size=(2, 3)).astype(dt), rng.normal(size=(2, 3)).astype(dt)]),
+        name="concatenate_same_shapes",
     ),
     RuleSpec("split", lambda x: lax.split(x, (1, 3), axis=1)[1] * 2, fixed(normal(2, 4))),
     RuleSpec(
