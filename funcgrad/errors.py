@@ -15,8 +15,17 @@ class UnsupportedPrimitiveError(FuncgradError, NotImplementedError):
     """A primitive on the path to the output has no VJP rule."""
 
 
-class NonDifferentiableError(FuncgradError, TypeError):
-    """Differentiation was asked through something that has no reverse-mode derivative."""
+class NonDifferentiableError(FuncgradError, TypeError, ValueError, NotImplementedError):
+    """Differentiation was asked through something that has no reverse-mode derivative.
+
+    It is an instance of each class JAX raises for such a refusal, so code written against ``jax.grad``
+    (``except ValueError``, ``assertRaises(NotImplementedError)``) catches funcgrad's too: JAX raises
+    ``ValueError`` for ``while_loop``/``fori_loop`` with dynamic bounds, ``custom_vmap``, ``lax.composite``,
+    host callbacks and generic ``reduce_window``; ``NotImplementedError`` for ``x.at[i].apply``
+    (``scatter_apply``), ``lax.zeta``, ``igamma_grad_a``, non-symmetric eigenvectors and full-matrices
+    ``svd``; ``TypeError`` for ``custom_linear_solve`` without ``transpose_solve`` (and ``TypeError`` is
+    what this class always was). Each message contains JAX's own sentence, so a regex written for
+    JAX's error matches funcgrad's."""
 
 
 class InputError(FuncgradError, TypeError):

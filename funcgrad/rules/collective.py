@@ -123,7 +123,8 @@ def shard_map_vjp(ct, *args, out, jaxpr, mesh, in_specs, out_specs, check_vma, *
         it = iter(kept_cts)
         full = [next(it) if k else None for k in keep]
         if not check_vma:
-            full = [c if c is None else c / np.prod([sizes[a] for a in _unmentioned(mesh, s, manual)], dtype=int)
+            # a Python int (weakly typed): the division stays in the cotangent's dtype, whatever the promotion mode
+            full = [c if c is None else c / int(np.prod([sizes[a] for a in _unmentioned(mesh, s, manual)], dtype=int))
                     for c, s in zip(full, out_specs)]  # fmt: skip
         in_cts = graph_backward(body, args, full, wrt)
         if not check_vma:

@@ -127,13 +127,16 @@ def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, unro
 
 # ----------------------------------------------------------------------- while
 
+# JAX's own message starts every refusal (ValueError there; funcgrad's NonDifferentiableError is one too),
+# so code that matches JAX's text (assertRaisesRegex) matches funcgrad's
 defnovjp(
     "while",
-    "reverse-mode differentiation of lax.while_loop is not supported (JAX refuses it too): its number of "
-    "iterations is only known at run time, so the values of every iteration cannot be kept for the "
-    "backward pass.\n  fix: use lax.scan, or lax.fori_loop with static (Python int) bounds, which becomes "
-    "a scan; or wrap the loop in jax.custom_vjp (e.g. implicit differentiation of a fixed point). "
-    "Loops that do not depend on a differentiated input at all are fine.",
+    "Reverse-mode differentiation does not work for lax.while_loop or lax.fori_loop with dynamic "
+    "start/stop values (JAX refuses it too): the number of iterations is only known at run time, so "
+    "the values of every iteration cannot be kept for the backward pass.\n  fix: use lax.scan, or "
+    "lax.fori_loop with static (Python int) bounds, which becomes a scan; or wrap the loop in "
+    "jax.custom_vjp (e.g. implicit differentiation of a fixed point). Loops that do not depend on a "
+    "differentiated input at all are fine.",
 )
 
 
@@ -166,14 +169,16 @@ def name_vjp(ct, x, *, out, **params):
 
 defnovjp(
     "custom_vmap_call",
-    "jax.custom_batching.custom_vmap functions cannot be reverse-differentiated (JAX's linearization "
-    "fails on them too).\n  fix: wrap the function in jax.custom_vjp as well, or differentiate the "
-    "function without its custom_vmap wrapper.",
+    "Linearization failed to produce known values for all output primals (JAX's error): "
+    "jax.custom_batching.custom_vmap functions cannot be reverse-differentiated, in JAX either.\n  "
+    "fix: wrap the function in jax.custom_vjp as well, or differentiate the function without its "
+    "custom_vmap wrapper.",
 )
 defnovjp(
     "composite",
-    "lax.composite has no derivative rule (JAX has none either).\n  fix: wrap the composite in "
-    "jax.custom_jvp or jax.custom_vjp, or call its decomposition directly when differentiating.",
+    "JVP rule for composite not implemented: lax.composite has no derivative rule (JAX has none "
+    "either).\n  fix: wrap the composite in jax.custom_jvp or jax.custom_vjp, or call its "
+    "decomposition directly when differentiating.",
 )
 
 
@@ -184,10 +189,11 @@ _CALLBACK_FIX = (
     "the callback in jax.custom_jvp or jax.custom_vjp and give its derivative, or stop the gradient "
     "(lax.stop_gradient) on its inputs if none is needed."
 )
-defnovjp("pure_callback", "pure_callback has no derivative: " + _CALLBACK_FIX)
-defnovjp("io_callback", "io_callback has no derivative: " + _CALLBACK_FIX)
+defnovjp("pure_callback", "Pure callbacks do not support JVP: pure_callback has no derivative. " + _CALLBACK_FIX)
+defnovjp("io_callback", "IO callbacks do not support JVP: io_callback has no derivative. " + _CALLBACK_FIX)
 defnovjp(
     "ffi_call",
-    "a foreign function (jax.ffi.ffi_call) has no derivative (JAX cannot differentiate it either).\n  fix: "
-    "wrap the call in jax.custom_jvp or jax.custom_vjp and give its derivative.",
+    "Differentiation rule for 'ffi_call' not implemented: a foreign function (jax.ffi.ffi_call) has no "
+    "derivative (JAX cannot differentiate it either).\n  fix: wrap the call in jax.custom_jvp or "
+    "jax.custom_vjp and give its derivative.",
 )

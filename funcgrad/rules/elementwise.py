@@ -37,8 +37,18 @@ def sub_vjp(ct, x, y, *, out, **params):
 
 
 @defvjp("mul")
-def mul_vjp(ct, x, y, *, out, **params):
+def mul_vjp(ct, x, y, *, out, out_dtype=None, **params):
+    if out_dtype is not None:
+        # lax.mul(x, y, out_dtype=...) takes operands of different dtypes; JAX's transpose multiplies
+        # with out_dtype set to the operand's own dtype (inputs cast before the product), so do we
+        ct_x = lax.mul(ct, y, out_dtype=jnp.result_type(x)) if _inexact(x) else None
+        ct_y = lax.mul(x, ct, out_dtype=jnp.result_type(y)) if _inexact(y) else None
+        return ct_x, ct_y
     return ct * y, ct * x
+
+
+def _inexact(x):
+    return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
 
 @defvjp("div")
@@ -155,8 +165,16 @@ def log1p_vjp(ct, x, *, out, **params):
     return (ct / (1 + x),)
 
 
+def _highest(accuracy) -> bool:
+    """Whether a transcendental op asked for ``accuracy=lax.AccuracyMode.HIGHEST`` (JAX >= 0.6 has the param):
+    JAX's JVP then uses another formula, more accurate than the one from the output."""
+    return accuracy is not None and accuracy is lax.AccuracyMode.HIGHEST
+
+
 @defvjp("expm1")
-def expm1_vjp(ct, x, *, out, **params):
+def expm1_vjp(ct, x, *, out, accuracy=None, **params):
+    if _highest(accuracy):
+        return (ct * lax.exp(x, accuracy=accuracy),)
     return (ct * (out + 1),)
 
 
@@ -177,15 +195,22 @@ def cbrt_vjp(ct, x, *, out, **params):
 
 
 @defvjp("logistic")
-def logistic_vjp(ct, x, *, out, **params):
-    # d sigma = sigma (1 - sigma)
+def logistic_vjp(ct, x, *, out, accuracy=None, **params):
+    # d sigma = sigma (1 - sigma) = sigma(x) sigma(-x)
+    if _highest(accuracy):
+        return (ct * (out * lax.logistic(-x)),)
     return (ct * (out * (1 - out)),)
 
 
 @defvjp("tanh")
-def tanh_vjp(ct, x, *, out, **params):
-    # d tanh = 1 - tanh^2
-    return (ct * (1 - out * out),)
+def tanh_vjp(ct, x, *, out, accuracy=None, **params):
+    # d tanh = 1 - tanh^2 = (1 + tanh)(1 - tanh) = 4 sigma(2x) sigma(-2x). JAX's JVP is
+    # (t + t tanh) (1 - tanh); its transpose, the VJP, is c + c tanh with c = ct (1 - tanh): the same
+    # operations in the same order, so the same rounding
+    if _highest(accuracy):
+        return (ct * (4 * (lax.logistic(2 * x, accuracy=accuracy) * lax.logistic(-2 * x, accuracy=accuracy))),)
+    c = ct * (1 - out)
+    return (c + c * out,)
 
 
 @defvjp("sin")

@@ -11,7 +11,9 @@ The rules are JAX's JVP rules transposed (``jax/_src/lax/slicing.py``), written
 with public ``jax.lax`` calls, so ties and duplicates resolve as in JAX:
 ``scatter`` with colliding indices gives the cotangent to the update that won;
 ``scatter-min/max`` split it evenly among the operand and updates that attain the
-result.
+result. ``x.at[i].apply(f)`` (a ``scatter`` carrying ``f`` as its ``update_jaxpr``) has
+no derivative in JAX and is refused (``NonDifferentiableError``, a ``NotImplementedError``
+as JAX's is).
 """
 
 from __future__ import annotations
@@ -21,22 +23,37 @@ import numpy as np
 from jax import lax
 
 from funcgrad.core.registry import defvjp
+from funcgrad.errors import NonDifferentiableError
 
 # ---------------------------------------------------------------- dynamic slices
 
 
+def _clamped(starts, operand_shape, sizes):
+    """The starts the primitive actually used: each clamped to [0, operand_dim - size], as lax does.
+
+    The equation's starts are the primitive's operands, already wrapped once by ``lax.dynamic_slice``
+    (a negative start has the dimension added). ``lax.dynamic_slice``/``dynamic_update_slice`` in the
+    rule would wrap a start that is still negative a second time and read elsewhere (-7 on a
+    dimension of 5 becomes -2, which the forward clamped to 0 but a second wrap makes 3), so the rule
+    clamps first, as the primitive does; clamped starts are non-negative and in range, which neither
+    wrapping nor clamping changes again."""
+    return [jnp.clip(s, 0, d - n) for s, d, n in zip(starts, operand_shape, sizes)]
+
+
 @defvjp("dynamic_slice")
 def dynamic_slice_vjp(ct, x, *starts, out, slice_sizes, **params):
-    # write the slice's cotangent into zeros at the same (clamped) start
+    # write the slice's cotangent into zeros at the same (clamped) start the forward read from
     zeros = jnp.zeros(np.shape(x), jnp.result_type(ct))
-    return (lax.dynamic_update_slice(zeros, ct, starts), *[None] * len(starts))
+    starts_used = _clamped(starts, np.shape(x), slice_sizes)
+    return (lax.dynamic_update_slice(zeros, ct, starts_used), *[None] * len(starts))
 
 
 @defvjp("dynamic_update_slice")
 def dynamic_update_slice_vjp(ct, x, update, *starts, out, **params):
-    # the overwritten window goes to the update, the rest to the operand
-    ct_x = lax.dynamic_update_slice(ct, jnp.zeros(np.shape(update), jnp.result_type(ct)), starts)
-    ct_update = lax.dynamic_slice(ct, starts, np.shape(update))
+    # the overwritten window (at the clamped start) goes to the update, the rest to the operand
+    starts_used = _clamped(starts, np.shape(x), np.shape(update))
+    ct_x = lax.dynamic_update_slice(ct, jnp.zeros(np.shape(update), jnp.result_type(ct)), starts_used)
+    ct_update = lax.dynamic_slice(ct, starts_used, np.shape(update))
     return (ct_x, ct_update, *[None] * len(starts))
 
 
@@ -145,8 +162,20 @@ defvjp("scatter-max", _scatter_extremal_vjp)
 defvjp("scatter-min", _scatter_extremal_vjp)
 
 
+_SCATTER_APPLY_REFUSAL = (
+    "cannot reverse-differentiate 'scatter' with an applied function (x.at[i].apply(f), lax.scatter_apply): "
+    "scatter_apply JVP not implemented, in JAX either (it raises NotImplementedError); funcgrad refuses "
+    "it too rather than return a zero gradient for the entries f was applied to.\n  fix: write the update "
+    "out, x.at[i].set(f(x[i])), which is differentiable (a gather, f, and a scatter)."
+)
+
+
 @defvjp("scatter")
 def scatter_vjp(ct, x, indices, updates, *, out, dimension_numbers, indices_are_sorted, unique_indices, mode, **params):
+    if params.get("update_jaxpr") is not None:
+        # lax.scatter binds no update_jaxpr; scatter_apply binds the applied function as one, and
+        # JAX's scatter JVP refuses exactly then
+        raise NonDifferentiableError(_SCATTER_APPLY_REFUSAL)
     dn = dimension_numbers
     kw = dict(indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, mode=mode)
     ct_updates = _gather_back(ct, indices, updates, dn, mode, fill_value=0)

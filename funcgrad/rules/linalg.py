@@ -41,13 +41,22 @@ def _H(x):
     return jnp.conj(_T(x))
 
 
-def _eye(n, dtype):
-    return jnp.eye(n, dtype=dtype)
+def _eye(n, dtype, batch_ndim=0):
+    """The identity, with ``batch_ndim`` leading unit axes so that it meets a batch of matrices at equal rank.
+
+    Every binary operation in these rules is between arrays of one rank (no implicit rank promotion), so the
+    rules also run under ``jax.numpy_rank_promotion('raise')``, as JAX's own rules do."""
+    return lax.expand_dims(jnp.eye(n, dtype=dtype), tuple(range(batch_ndim)))
+
+
+def _iota_last(dtype, shape):
+    """``shape``-shaped indices along the last axis (``arange(shape[-1])`` at the rank of ``shape``)."""
+    return lax.broadcasted_iota(dtype, shape, len(shape) - 1)
 
 
 def _diag(v):
     """A batch of diagonal matrices from a batch of vectors."""
-    return v[..., :, None] * _eye(v.shape[-1], v.dtype)
+    return v[..., :, None] * _eye(v.shape[-1], v.dtype, v.ndim - 1)
 
 
 def _solve(a, b, **kw):
@@ -106,8 +115,9 @@ def custom_linear_solve_vjp(ct, *args, out, const_lengths, jaxprs, **params):
     matvec, vecmat, solve, transpose_solve = jaxprs
     if not isinstance(transpose_solve, Graph):
         raise NonDifferentiableError(
-            "custom_linear_solve has no transpose_solve, which reverse-mode differentiation needs "
-            "(JAX requires it too).\n  fix: pass transpose_solve=..., or symmetric=True if the operator is symmetric."
+            "transpose_solve required for backwards mode automatic differentiation of custom_linear_solve "
+            "(JAX's words): this custom_linear_solve has no transpose_solve, which reverse mode needs.\n  "
+            "fix: pass transpose_solve=..., or symmetric=True if the operator is symmetric."
         )
     consts = list(args[: n_mv + n_vm + n_s + n_ts])
     b = list(args[len(consts) :])
@@ -136,7 +146,7 @@ def cholesky_vjp(ct, x, *, out, **params):
     # ct_A = L^{-T} phi(L^T ct) conj(L)^{-1}
     L = jnp.tril(out)
     n = L.shape[-1]
-    inner = jnp.tril(_mm(_T(L), ct)) / (1 + _eye(n, L.dtype))
+    inner = jnp.tril(_mm(_T(L), ct)) / (1 + _eye(n, L.dtype, L.ndim - 2))
     tmp = _solve(L, inner, left_side=True, lower=True, transpose_a=True)
     return (_solve(L, tmp, left_side=False, lower=True, conjugate_a=True),)
 
@@ -149,13 +159,14 @@ def eigh_vjp(ct, x, *, out, subset_by_index=None, **params):
     n = x.shape[-1]
     if subset_by_index is not None and tuple(subset_by_index) != (0, n):
         raise NonDifferentiableError(
-            "eigh has no derivative for a partial eigendecomposition (subset_by_index), as in JAX"
+            "Derivatives not defined for partial eigen decomposition: eigh with subset_by_index has no "
+            "derivative, as in JAX.\n  fix: compute the full decomposition and slice its outputs."
         )
     # A cotangent that is None (symbolic zero) drops its term, as JAX's transpose does: eigvalsh at
     # repeated eigenvalues (F = inf there) has a finite derivative, which 0 * F would turn into NaN.
     (v, w_real), (ct_v, ct_w) = out, ct
     w = w_real.astype(x.dtype)
-    eye = _eye(n, x.dtype)
+    eye = _eye(n, x.dtype, x.ndim - 2)
     ct_m = jnp.zeros(x.shape, x.dtype)
     if ct_v is not None:
         f = lax.integer_pow(eye + w[..., None, :] - w[..., :, None], -1) - eye
@@ -175,14 +186,15 @@ def lu_vjp(ct, a, *, out, **params):
     k = min(m, n)
     dtype = lu.dtype
     l_mat = jnp.tril(lu[..., :, :k], -1)
-    l_mat = jnp.pad(l_mat, [(0, 0)] * (lu.ndim - 1) + [(0, m - k)]) + _eye(m, dtype)
-    u_mat = jnp.pad(jnp.triu(lu[..., :k, :]), [(0, 0)] * (lu.ndim - 2) + [(0, n - k), (0, 0)])
-    u_mat = u_mat + jnp.pad(_eye(n - k, dtype), [(k, 0), (k, 0)])
+    batch_ndim = lu.ndim - 2
+    l_mat = jnp.pad(l_mat, [(0, 0)] * (lu.ndim - 1) + [(0, m - k)]) + _eye(m, dtype, batch_ndim)
+    u_mat = jnp.pad(jnp.triu(lu[..., :k, :]), [(0, 0)] * batch_ndim + [(0, n - k), (0, 0)])
+    u_mat = u_mat + jnp.pad(_eye(n - k, dtype, batch_ndim), [(0, 0)] * batch_ndim + [(k, 0), (k, 0)])
     ct_z = jnp.tril(_mm(_T(l_mat), ct_lu), -1) + jnp.triu(_mm(ct_lu, _T(u_mat)))
     ct_pa = _solve(l_mat, ct_z, left_side=True, lower=True, transpose_a=True, unit_diagonal=True)
     ct_pa = _solve(u_mat, ct_pa, left_side=False, lower=False, transpose_a=True)
     # (P dA) = dA[perm]; its transpose scatters rows back: ct_A = P^T ct_PA, with P one-hot (exact)
-    p = (perm[..., :, None] == jnp.arange(m, dtype=perm.dtype)).astype(dtype)
+    p = (perm[..., :, None] == _iota_last(perm.dtype, (*perm.shape, m))).astype(dtype)
     return (_mm(_T(p), ct_pa),)
 
 
@@ -198,7 +210,7 @@ def _qr_tangent(x, q, r, perm, dx, full_matrices):
     m, n = x.shape[-2:]
     if perm is not None:
         # dx[..., perm] as a product with a one-hot matrix (exact)
-        onehot = (jnp.arange(n, dtype=perm.dtype)[:, None] == perm[..., None, :]).astype(dx.dtype)
+        onehot = (_T(_iota_last(perm.dtype, (*perm.shape, n))) == perm[..., None, :]).astype(dx.dtype)
         dx = _mm(dx, onehot)
     if m < n:  # wide: X = Q [R1 R2], the square block as usual, dR2 = dQ^H X2 + Q^H dX2
         dq, dr1 = _thin_qr_tangent(q, r[..., :, :m], dx[..., :, :m])
@@ -215,7 +227,7 @@ def _qr_tangent(x, q, r, perm, dx, full_matrices):
     # full Q of a tall matrix (arXiv:2409.13374, eqs. 32-33)
     q_nn, q_pn, q_mp = q_mn[..., :n, :], q_mn[..., n:, :], q[..., :, n:]
     dq_nn, dq_pn = dq_mn[..., :n, :], dq_mn[..., n:, :]
-    z_pn_h = jnp.linalg.solve(_H(q_nn - _eye(n, q.dtype)), _H(q_pn))
+    z_pn_h = jnp.linalg.solve(_H(q_nn - _eye(n, q.dtype, q.ndim - 2)), _H(q_pn))
     z_pn = _H(z_pn_h)
     dq_mp = _mm(dq_mn, z_pn_h) - _mm(q_mn + _mm(q_mp, z_pn), _H(dq_pn - _mm(z_pn, dq_nn)))
     zeros = jnp.zeros((*dr_nn.shape[:-2], m - n, n), dr_nn.dtype)
@@ -229,7 +241,7 @@ def _thin_qr_tangent(q, r, dx):
     lower = jnp.tril(qt_dx_rinv, -1)
     do = lower - _H(lower)  # skew-symmetric
     if jnp.iscomplexobj(qt_dx_rinv):  # keep the diagonal's imaginary part (complex inputs)
-        eye = _eye(r.shape[-1], do.dtype)
+        eye = _eye(r.shape[-1], do.dtype, do.ndim - 2)
         do = do + eye * (qt_dx_rinv - jnp.real(qt_dx_rinv).astype(qt_dx_rinv.dtype))
     dq = _mm(q, do - qt_dx_rinv) + dx_rinv
     dr = _mm(qt_dx_rinv - do, r)
@@ -241,8 +253,9 @@ def svd_vjp(ct, a, *, out, full_matrices, compute_uv, subset_by_index=None, algo
     m, n = a.shape[-2:]
     if compute_uv and full_matrices and m != n:
         raise NonDifferentiableError(
-            "the derivative of svd with full_matrices=True is not defined for non-square matrices (JAX has none "
-            "either).\n  fix: use full_matrices=False (jnp.linalg.svd(a, full_matrices=False))."
+            "Singular value decomposition JVP not implemented for full matrices: the derivative of svd with "
+            "full_matrices=True is not defined for non-square matrices (JAX has none either).\n  fix: use "
+            "full_matrices=False (jnp.linalg.svd(a, full_matrices=False))."
         )
     # JAX's rule differentiates the thin decomposition, whatever the primitive returned
     u, s, vt = lax_linalg.svd(
@@ -260,9 +273,9 @@ def _svd_tangent(s, u, vt, da):
     ut, v = _H(u), _H(vt)
     s_dim = s[..., None, :]
     ds_mat = _mm(_mm(ut, da), v)
-    ds = jnp.sum(jnp.real(ds_mat) * _eye(s.shape[-1], s.dtype), axis=-1)
+    s_eye = _eye(s.shape[-1], s.dtype, s.ndim - 1)
+    ds = jnp.sum(jnp.real(ds_mat) * s_eye, axis=-1)
     s_diffs = (s_dim + _T(s_dim)) * (s_dim - _T(s_dim))
-    s_eye = _eye(s.shape[-1], s.dtype)
     f = 1 / (s_diffs + s_eye) - s_eye
     dss = s_dim.astype(dtype) * ds_mat
     sds = _T(s_dim.astype(dtype)) * ds_mat
@@ -286,8 +299,9 @@ def eig_vjp(ct, a, *, out, compute_left_eigenvectors=True, compute_right_eigenve
             enable_eigvec_derivs=False, implementation=None, **params):  # fmt: skip
     if (compute_left_eigenvectors or compute_right_eigenvectors) and not enable_eigvec_derivs:
         raise NonDifferentiableError(
-            "derivatives of non-symmetric eigenvectors are only valid under assumptions on the input that "
-            "cannot be checked (JAX refuses them too).\n  fix: pass enable_eigvec_derivs=True to "
+            "Derivatives of non-symmetric eigenvectors are only valid under assumptions on the input that "
+            "JAX cannot check (JAX refuses them too, and so does funcgrad).\n  fix: pass "
+            "enable_eigvec_derivs=True to "
             "jax.lax.linalg.eig to opt in, or differentiate the eigenvalues only (jnp.linalg.eigvals)."
         )
     # JAX's rule recomputes the right eigenvectors, which the eigenvalue derivative needs
@@ -316,14 +330,14 @@ def eig_vjp(ct, a, *, out, compute_left_eigenvectors=True, compute_right_eigenve
 def _eig_vec_tangent(w, v, da):
     """JAX's ``_eig_vec_jvp``: (dw, dv) given dA, with LAPACK's normalisation of each eigenvector."""
     n = w.shape[-1]
-    eye = _eye(n, w.dtype)
+    eye = _eye(n, w.dtype, w.ndim - 1)
     f = 1 / (eye + w[..., None, :] - w[..., :, None]) - eye
     p = _mm(jnp.linalg.solve(v, da), v)
     dw = jnp.sum(p * eye, axis=-1)
     u = _mm(v, f * p)
     # dv_j = u_j + c_j v_j, c_j fixed by unit norm and a real largest-magnitude component
     k = jnp.argmax(jnp.abs(v), axis=-2)
-    mask = (jnp.arange(n)[:, None] == k[..., None, :]).astype(v.dtype)
+    mask = (_T(_iota_last(k.dtype, (*k.shape, n))) == k[..., None, :]).astype(v.dtype)
     c = lax.complex(
         -jnp.real(jnp.sum(jnp.conj(v) * u, axis=-2)),
         -jnp.imag(jnp.sum(mask * u, axis=-2)) / jnp.real(jnp.sum(mask * v, axis=-2)),

@@ -55,7 +55,9 @@ def convert_element_type_vjp(ct, x, *, out, new_dtype, **params):
 
 @defvjp("copy")
 def copy_vjp(ct, x, *, out, **params):
-    return (ct,)
+    # JAX transposes copy into another copy (ad.deflinear(copy_p, lambda t: [copy_p.bind(t)])): the
+    # cotangent comes back in a fresh buffer, never the caller's own array (which may be donated)
+    return (jnp.copy(ct),)
 
 
 @defvjp("optimization_barrier")

@@ -119,20 +119,23 @@ def random_gamma_vjp(ct, key, a, *, out, log_space=False, **params):
 
 defnovjp(
     "igamma_grad_a",
-    "igamma_grad_a (the derivative of igamma in its shape parameter a) has no derivative, in JAX either, "
+    "Differentiation rule for 'igamma_grad_a' not implemented: igamma_grad_a (the derivative of igamma "
+    "in its shape parameter a) has no derivative, in JAX either, "
     "so igamma/igammac can be differentiated in a only once (second derivatives in x are fine: the "
     "a-derivative is then unused and dropped).\n  fix: differentiate igamma in a once only, or wrap it in "
     "jax.custom_jvp with the second derivative you need.",
 )
 defnovjp(
     "random_gamma_grad",
-    "random_gamma_grad (the derivative of a gamma sample in its shape parameter) has no derivative, in JAX "
-    "either: gamma samples can be differentiated once.\n  fix: differentiate the sampler once only.",
+    "Differentiation rule for 'random_gamma_grad' not implemented: random_gamma_grad (the derivative of a "
+    "gamma sample in its shape parameter) has no derivative, in JAX either: gamma samples can be "
+    "differentiated once.\n  fix: differentiate the sampler once only.",
 )
 
 defnovjp(
     "zeta",
-    "lax.zeta (the Hurwitz zeta function) has no derivative rule in JAX either.\n"
+    "Differentiation rule for 'zeta' not implemented: lax.zeta (the Hurwitz zeta function) has no "
+    "derivative rule in JAX either.\n"
     "  fix: use jax.scipy.special.zeta, whose custom derivative funcgrad follows.",
 )
 

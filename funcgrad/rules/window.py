@@ -204,8 +204,9 @@ def select_and_gather_add_vjp(
 
 defnovjp(
     "reduce_window",
-    "lax.reduce_window with a custom reducer has no reverse-mode derivative (JAX cannot "
-    "differentiate it either).\n  fix: reduce with lax.add, lax.max or lax.min and a 0 / -inf / +inf "
-    "init value (these become reduce_window_sum/max/min), or write the window product as a product "
-    "of strided slices (lax.slice) of the padded input.",
+    "Linearization failed to produce known values for all output primals (JAX's error): "
+    "lax.reduce_window with a custom reducer has no reverse-mode derivative, in JAX either.\n  fix: "
+    "reduce with lax.add, lax.max or lax.min and a 0 / -inf / +inf init value (these become "
+    "reduce_window_sum/max/min), or write the window product as a product of strided slices (lax.slice) "
+    "of the padded input.",
 )

@@ -1,0 +1,487 @@
+"""Conventions that JAX's own test files rely on (jax/tests/*.py), checked against JAX.
+
+* Rules run under JAX's test modes, ``jax_numpy_rank_promotion='raise'`` and
+  ``jax_numpy_dtype_promotion='strict'``: they broadcast and cast explicitly, with the numbers of the
+  default modes. Parameters that change the derivative's arithmetic are read, not dropped:
+  ``lax.mul(..., out_dtype=...)``'s transpose is JAX's (operand dtypes and all), and so is the formula
+  ``accuracy=`` picks for ``tanh``, ``logistic`` and ``expm1``.
+* Where JAX refuses to differentiate, funcgrad refuses too, with an exception that is an instance of
+  JAX's class and a message that contains JAX's sentence (the fragments JAX's tests match).
+* ``dynamic_slice`` / ``dynamic_update_slice`` at negative or out-of-range starts send the cotangent
+  where the forward read or wrote (lax clamps the start).
+* ``copy``'s cotangent is a copy, as JAX's transpose makes one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import funcgrad
+from tests.conftest import x64
+from tests.jax_compat import row_unavailable
+from tests.rule_specs import all_specs
+from tests.test_rules import TOL, _float_dtype, _random_cotangent, _widened
+
+
+@contextlib.contextmanager
+def strict_modes():
+    """JAX's test-suite modes (jax/_src/test_util.py): no implicit rank promotion, strict dtype promotion."""
+    with jax.numpy_rank_promotion("raise"), jax.numpy_dtype_promotion("strict"):
+        yield
+
+
+def _assert_same(got, want, rtol, atol):
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        assert jnp.result_type(a) == jnp.result_type(b), f"dtype {jnp.result_type(a)} vs jax {jnp.result_type(b)}"
+        assert np.shape(a) == np.shape(b), f"shape {np.shape(a)} vs jax {np.shape(b)}"
+        np.testing.assert_allclose(_widened(a), _widened(b), rtol=rtol, atol=atol)
+
+
+# ------------------------------------------------- 1. the rules under JAX's test modes
+
+_RNG = np.random.default_rng(0)
+
+
+def _mat(*shape, dtype=np.float64, shift=0.0):
+    a = _RNG.normal(size=shape) * 0.5
+    if shift:
+        a = a + shift * np.eye(shape[-1])
+    return a.astype(dtype)
+
+
+def _spd(*shape):
+    a = _RNG.normal(size=shape)
+    return a @ np.swapaxes(a, -1, -2) + shape[-1] * np.eye(shape[-1])
+
+
+def _lu_loss(a):
+    lu, _, _ = lax.linalg.lu(a)
+    return jnp.sum(lu * jnp.cos(lu))
+
+
+class SecondOrder:
+    """A loss built from a gradient: ``make(grad)`` with ``grad`` funcgrad.grad or jax.grad."""
+
+    def __init__(self, make):
+        self.make = make
+
+
+def _with(grad, fn):
+    """``fn`` itself, or the loss it builds from ``grad`` if it is a ``SecondOrder``."""
+    return fn.make(grad) if isinstance(fn, SecondOrder) else fn
+
+
+_det_second_order = SecondOrder(lambda grad: lambda a: jnp.sum(grad(lambda a: jnp.sum(jnp.linalg.det(a)))(a) ** 2))
+_svdvals_second_order = SecondOrder(
+    lambda grad: lambda a: jnp.sum(grad(lambda a: jnp.sum(jnp.linalg.svd(a, compute_uv=False) ** 2))(a) ** 3)
+)
+
+
+def _normalized_svd_loss(a):
+    u, s, vt = jnp.linalg.svd(a, full_matrices=False)
+    sign = jnp.sign(u[..., :1, :])  # the vectors' signs are arbitrary: fix them, as JAX's tests do
+    return jnp.sum(jnp.abs(u * sign) ** 3) + jnp.sum(s**2) + jnp.sum((vt * jnp.swapaxes(sign, -1, -2)) ** 3)
+
+
+# (name, loss of one array, input): losses whose backward pass JAX's tests run under the strict modes.
+# A ``SecondOrder`` loss differentiates a gradient (funcgrad's, or JAX's for the reference).
+STRICT_CASES = [
+    ("lu_3x5", _lu_loss, _mat(3, 5)),
+    ("lu_5x3", _lu_loss, _mat(5, 3)),
+    ("lu_square", _lu_loss, _mat(4, 4, shift=2.0)),
+    ("lu_batched_3x5", _lu_loss, _mat(2, 3, 5)),
+    ("lu_batched_5x3", _lu_loss, _mat(2, 5, 3)),
+    ("lu_batched_square", _lu_loss, _mat(2, 4, 4, shift=2.0)),
+    ("det_batched_second_order", _det_second_order, _mat(3, 4, 4, shift=2.0)),
+    ("cholesky_batched", lambda a: jnp.sum(jnp.linalg.cholesky(a) ** 2), _spd(3, 4, 4)),
+    ("eigh_batched", lambda a: jnp.sum(jnp.abs(jnp.linalg.eigh(a)[1]) ** 3), _spd(2, 3, 3)),
+    ("eigvalsh_batched", lambda a: jnp.sum(jnp.linalg.eigvalsh(a) ** 2), _spd(2, 3, 3)),
+    # linalg_test.py testSVDGrad: singular values of a batch, to second order (the first order is a product)
+    ("svdvals_batched_second_order", _svdvals_second_order, _mat(2, 5, 5)),
+    ("svdvals_batched_wide_second_order", _svdvals_second_order, _mat(2, 3, 5)),
+    ("svd_thin_batched_tall", _normalized_svd_loss, _mat(2, 5, 3)),
+    ("svd_thin_batched_wide", _normalized_svd_loss, _mat(2, 3, 5)),
+    ("qr_complete_batched_tall", lambda a: jnp.sum(jnp.linalg.qr(a, mode="complete")[0] ** 3), _mat(2, 4, 3)),
+    (
+        "eig_vectors_batched",
+        lambda a: jnp.sum(jnp.abs(lax.linalg.eig(a, compute_left_eigenvectors=False, enable_eigvec_derivs=True)[1])),
+        _mat(2, 3, 3, shift=2.0),
+    ),
+]
+
+
+@pytest.mark.parametrize("loss,x", [pytest.param(loss, x, id=name) for name, loss, x in STRICT_CASES])
+def test_linear_algebra_rules_run_under_jax_test_modes(loss, x):
+    with x64():
+        jax_loss, fg_loss = _with(jax.grad, loss), _with(funcgrad.grad, loss)
+        # jitted: one compilation, not an eager dispatch per operation; the strict modes act while tracing
+        with strict_modes():
+            want = jax.jit(jax.grad(jax_loss))(x)
+            got = jax.jit(funcgrad.grad(fg_loss))(x)
+        _assert_same(got, want, rtol=1e-8, atol=1e-10)
+
+
+_HAS_OUT_DTYPE = "out_dtype" in lax.mul.__code__.co_varnames
+_FLOATS = (np.float16, np.float32, np.float64)
+
+
+# every mix of dtypes in the default modes (bit for bit), the three-dtype mixes under the strict ones
+_MUL_DTYPES = [
+    pytest.param(a, b, c, strict, id="-".join([np.dtype(d).name for d in (a, b, c)] + ["strict"] * strict))
+    for a in _FLOATS
+    for b in _FLOATS
+    for c in _FLOATS
+    for strict in (False, True)
+    if len({a, b, c}) > 1 and (not strict or len({a, b, c}) == 3)
+]
+
+
+@pytest.mark.skipif(not _HAS_OUT_DTYPE, reason="lax.mul takes out_dtype from JAX 0.10 on")
+@pytest.mark.parametrize("lhs,rhs,out,strict", _MUL_DTYPES)
+def test_mul_with_out_dtype_transposes_as_jax(lhs, rhs, out, strict):
+    # lax_autodiff_test.py's testOpGradOutDtype: mixed operand dtypes, the product in out_dtype. JAX's
+    # transpose is mul(ct, y, out_dtype=x.dtype): the operands are cast to x's dtype before the product,
+    # which rounds differently from a product in out_dtype cast afterwards.
+    with x64(), strict_modes() if strict else contextlib.nullcontext():
+        rng = np.random.default_rng(3)
+        x = rng.normal(size=(4, 8)).astype(lhs)
+        y = rng.normal(size=(4, 8)).astype(rhs)
+        ct = (rng.normal(size=(4, 8)) * 1.37).astype(out)
+
+        def f(x, y):
+            return lax.mul(x, y, out_dtype=out)
+
+        want = jax.vjp(f, x, y)[1](ct)
+        got = funcgrad.vjp(f, x, y)[1](ct)
+        for a, b in zip(got, want):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+        # second order (testOpGradOutDtype checks order 2): the transpose of the transpose
+        def g(x, y):
+            return jnp.sum(lax.mul(x, y, out_dtype=out).astype(np.float64) ** 2)
+
+        def g2(grad):
+            return lambda x, y: jnp.sum(grad(g, (0, 1))(x, y)[1].astype(np.float64) ** 3)
+
+        want2 = jax.grad(g2(jax.grad), (0, 1))(x, y)
+        got2 = funcgrad.grad(g2(funcgrad.grad), (0, 1))(x, y)
+        for a, b in zip(got2, want2):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+_HAS_ACCURACY = hasattr(lax, "AccuracyMode")
+
+
+def _accuracy(name):
+    return None if name is None else getattr(lax.AccuracyMode, name)
+
+
+# (primitive, accuracy): JAX's JVP of these uses another formula at accuracy=HIGHEST, and tanh's default
+# formula is (t + t tanh)(1 - tanh), whose transpose rounds differently from ct (1 - tanh^2)
+_ACCURACY_ROWS = [("tanh", None), ("tanh", "HIGHEST"), ("logistic", "HIGHEST"), ("expm1", "HIGHEST")]
+
+
+@pytest.mark.skipif(not _HAS_ACCURACY, reason="transcendental ops take accuracy= from JAX 0.6 on")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,accuracy", _ACCURACY_ROWS, ids=[f"{n}-{a}" for n, a in _ACCURACY_ROWS])
+def test_accuracy_param_picks_jaxs_derivative_formula(name, accuracy, dtype):
+    # like out_dtype, accuracy= is a parameter the rule must read, not drop: bit for bit with JAX
+    with x64():
+        x = np.linspace(-3.0, 3.0, 61).astype(dtype)
+        ct = np.cos(np.arange(61.0)).astype(dtype)
+
+        def f(x):
+            return getattr(lax, name)(x, accuracy=_accuracy(accuracy))
+
+        np.testing.assert_array_equal(funcgrad.vjp(f, x)[1](ct)[0], jax.vjp(f, x)[1](ct)[0])
+
+        def second(grad):
+            return lambda x: jnp.sum(grad(lambda x: jnp.sum(f(x) * ct))(x) ** 2)
+
+        np.testing.assert_array_equal(funcgrad.grad(second(funcgrad.grad))(x), jax.grad(second(jax.grad))(x))
+
+
+# The rule table's rows under the strict modes: one row per primitive (the first in tests/rule_specs),
+# and every batched row, in float32 (where a stray float64 constant would break strict promotion), on
+# the 'broadcast' case where the row has one (a rank-0 operand with an array) and 'random' otherwise.
+# Rows whose own function, or its custom JVP, is not written for strict promotion are skipped, as JAX
+# itself fails on them there (custom_jvp_int_arg: its JVP multiplies by the integer exponent).
+
+
+def _strict_rows():
+    seen, rows = set(), []
+    for spec in all_specs():
+        batched = "batch" in spec.id
+        if spec.primitive in seen and not batched:
+            continue
+        dtypes = [d for d in spec.dtypes if d == "float32"] or list(spec.dtypes)[:1]
+        seen.add(spec.primitive)
+        rows.append(pytest.param(spec, dtypes[0], id=f"{spec.id}-{dtypes[0]}"))
+    return rows
+
+
+@pytest.mark.parametrize("spec,dtype", _strict_rows())
+def test_rule_table_rows_run_under_jax_test_modes(spec, dtype):
+    why = row_unavailable(spec.id, spec.min_jax)
+    if why is not None:
+        pytest.skip(why)
+    with x64():
+        probe = np.random.default_rng(0)
+        case = "broadcast" if spec.args(probe, np.dtype(dtype), "broadcast") is not None else "random"
+        args = spec.args(np.random.default_rng(0), np.dtype(dtype), case)
+        argnums = (
+            tuple(spec.argnums) if spec.argnums is not None else tuple(i for i, a in enumerate(args) if _float_dtype(a))
+        )
+
+        def f(*diff):
+            full = list(args)
+            for i, d in zip(argnums, diff):
+                full[i] = d
+            return spec.fn(*full)
+
+        diff_args = [args[i] for i in argnums]
+        ct = jax.tree.map(lambda o: _random_cotangent(np.random.default_rng(1), o), jax.eval_shape(f, *diff_args))
+
+        def jax_vjp(ct, *a):
+            return jax.vjp(f, *a)[1](ct)
+
+        def both(ct, *a):
+            return jax_vjp(ct, *a), funcgrad.vjp(f, *a)[1](ct)
+
+        with strict_modes():
+            try:  # JAX's own backward pass, traced only
+                jax.eval_shape(jax_vjp, ct, *diff_args)
+            except (TypeError, ValueError) as err:  # the row's function (or its custom rule) is not strict-clean
+                pytest.skip(f"JAX's own VJP of the row fails under the strict modes: {err}")
+            # both backward passes in one jitted function: one compilation, not an eager dispatch per
+            # operation (the strict modes act while tracing, so funcgrad's rules run under them)
+            want, got = jax.jit(both)(ct, *diff_args)
+        rtol, atol = TOL[dtype]
+        want = [w for w in want if jnp.result_type(w) != jax.dtypes.float0]
+        got = [g for g in got if jnp.result_type(g) != jax.dtypes.float0]
+        _assert_same(got, want, spec.rtol or rtol, spec.atol or atol)
+
+
+# ----------------------------------------------------- 2. and 3. refusals, as JAX refuses
+
+
+def _while(x):
+    return lax.while_loop(lambda i: i < 5.0, lambda i: i + 1.0, x)
+
+
+def _fori_inside_cond(x):
+    # lax_control_flow_test.py testWhileGradError: a fori_loop with traced bounds is a while_loop
+    return lax.cond(True, lambda x, _: lax.fori_loop(x, x + 2.0, lambda i, c: c * 2.0, x), lambda _, x: x, x, 1.0)
+
+
+def _fori_inside_scan(x):
+    return lax.scan(lambda c, x: (lax.fori_loop(x, x + 2.0, lambda i, c1: c1 * c, x), None), x, np.ones(2))[0]
+
+
+def _composite(x):
+    return lax.composite(lambda x: jnp.sin(x), name="my.sin")(x)
+
+
+@jax.custom_batching.custom_vmap
+def _custom_vmapped(x):
+    return jnp.sin(x)
+
+
+@_custom_vmapped.def_vmap
+def _custom_vmapped_rule(axis_size, in_batched, xs):
+    return jnp.cos(xs), in_batched[0]
+
+
+def _pure_callback(x):
+    return jax.pure_callback(lambda v: np.sin(v), jax.ShapeDtypeStruct((), x.dtype), x)
+
+
+def _io_callback(x):
+    from jax.experimental import io_callback
+
+    return io_callback(lambda v: np.sin(v), jax.ShapeDtypeStruct((), x.dtype), x)
+
+
+def _reduce_window_product(x):
+    return jnp.sum(lax.reduce_window(x * jnp.arange(1.0, 5.0), 1.0, lax.mul, (2,), (1,), "VALID"))
+
+
+def _zeta(x):
+    return lax.zeta(x, 2.0)
+
+
+_igamma_twice_in_a = SecondOrder(lambda grad: lambda a: grad(lambda a: lax.igamma(a, 2.0))(a))
+
+
+def _custom_linear_solve_without_transpose(x):
+    a = jnp.array([[2.0, 1.0], [1.0, 3.0]]) * x
+    return jnp.sum(lax.custom_linear_solve(lambda v: a @ v, jnp.ones(2), lambda mv, b: jnp.linalg.solve(a, b)))
+
+
+def _svd_full_matrices(x):
+    a = jnp.arange(6.0).reshape(2, 3) * x + jnp.eye(2, 3)
+    return jnp.sum(jnp.linalg.svd(a, full_matrices=True)[0])
+
+
+def _eig_vectors(x):
+    return jnp.sum(jnp.abs(jnp.linalg.eig(jnp.array([[2.0, 1.0], [0.5, 3.0]]) * x)[1]))
+
+
+def _scatter_apply(x):
+    return jnp.sum(x.at[1].apply(jnp.sin))
+
+
+def _scatter_apply_lax(x):
+    dn = lax.ScatterDimensionNumbers(
+        update_window_dims=(), inserted_window_dims=(0,), scatter_dims_to_operand_dims=(0,)
+    )
+    return jnp.sum(lax.scatter_apply(x, jnp.array([[0], [2]]), jnp.exp, dn, update_shape=(2,)))
+
+
+# (name, function, input, JAX's exception class, the fragment of JAX's message funcgrad's must contain)
+REFUSALS = [
+    ("while", _while, 1.0, ValueError, "Reverse-mode differentiation does not work for lax.while_loop"),
+    ("fori_inside_cond", _fori_inside_cond, 1.0, ValueError,
+     "Reverse-mode differentiation does not work for lax.while_loop"),
+    ("fori_inside_scan", _fori_inside_scan, 1.0, ValueError,
+     "Reverse-mode differentiation does not work for lax.while_loop"),
+    ("composite", _composite, 1.5, ValueError, "JVP rule for composite not implemented"),
+    ("custom_vmap", _custom_vmapped, 0.5, ValueError,
+     "Linearization failed to produce known values for all output primals"),
+    ("pure_callback", _pure_callback, 1.5, ValueError, "Pure callbacks do not support JVP"),
+    ("io_callback", _io_callback, 1.5, ValueError, "IO callbacks do not support JVP"),
+    ("reduce_window", _reduce_window_product, np.ones(4), ValueError,
+     "Linearization failed to produce known values for all output primals"),
+    ("zeta", _zeta, 3.0, NotImplementedError, "Differentiation rule for 'zeta' not implemented"),
+    ("igamma_grad_a", _igamma_twice_in_a, 1.5, NotImplementedError,
+     "Differentiation rule for 'igamma_grad_a' not implemented"),
+    ("custom_linear_solve", _custom_linear_solve_without_transpose, 1.5, TypeError,
+     "transpose_solve required for backwards mode automatic differentiation of custom_linear_solve"),
+    ("svd_full_matrices", _svd_full_matrices, 1.5, NotImplementedError,
+     "Singular value decomposition JVP not implemented for full matrices"),
+    ("eig_vectors", _eig_vectors, 1.5, NotImplementedError,
+     "Derivatives of non-symmetric eigenvectors are only valid under assumptions on the input that JAX cannot check"),
+    ("scatter_apply", _scatter_apply, np.arange(1.0, 4.0), NotImplementedError, "scatter_apply JVP not implemented"),
+    ("scatter_apply_lax", _scatter_apply_lax, np.arange(1.0, 4.0), NotImplementedError,
+     "scatter_apply JVP not implemented"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "fn,x,jax_class,jax_message",
+    [pytest.param(fn, x, cls, msg, id=name) for name, fn, x, cls, msg in REFUSALS],
+)
+def test_refusals_raise_jax_exception_class_and_message(fn, x, jax_class, jax_message):
+    with x64():
+        jax_fn, fg_fn = _with(jax.grad, fn), _with(funcgrad.grad, fn)
+        # what JAX does (so a JAX release that changes it shows up here)
+        with pytest.raises(jax_class, match=re.escape(jax_message)):
+            jax.grad(jax_fn)(x)
+        # funcgrad: an instance of JAX's class (and still its own), JAX's sentence in its message
+        with pytest.raises(jax_class, match=re.escape(jax_message)) as err:
+            funcgrad.grad(fg_fn)(x)
+        assert isinstance(err.value, funcgrad.NonDifferentiableError)
+
+
+def test_scatter_apply_is_refused_not_given_a_zero_gradient():
+    # funcgrad used to return [1, 0, 1]: the applied entry's derivative (cos) silently dropped
+    with pytest.raises(NotImplementedError, match="fix: write the update out"):
+        funcgrad.grad(_scatter_apply)(jnp.arange(1.0, 4.0))
+    # the written-out form is differentiable, in both
+    x = jnp.arange(1.0, 4.0)
+    written = lambda x: jnp.sum(x.at[1].set(jnp.sin(x[1])))  # noqa: E731
+    np.testing.assert_allclose(funcgrad.grad(written)(x), jax.grad(written)(x))
+
+
+def test_the_while_refusal_keeps_funcgrads_line_and_fix():
+    with pytest.raises(ValueError) as err:
+        funcgrad.grad(_while)(1.0)
+    message = str(err.value)
+    assert "'while'" in message and f"{__file__}:" in message and "fix: use lax.scan" in message
+
+
+# --------------------------------------- 4. dynamic slices at clamped (out-of-range) starts
+
+_X = np.arange(1.0, 6.0)
+_STARTS = [-12, -10, -7, -6, -5, -4, -1, 0, 2, 3, 4, 5, 7, 100]
+_DYNAMIC = {
+    "dynamic_slice": (lambda x, i: lax.dynamic_slice(x, (i,), (2,)), lambda: (_X,), (2,)),
+    "dynamic_index_in_dim": (lambda x, i: lax.dynamic_index_in_dim(x, i, keepdims=False), lambda: (_X,), ()),
+    "dynamic_slice_in_dim": (lambda x, i: lax.dynamic_slice_in_dim(x, i, 3), lambda: (_X,), (3,)),
+    "dynamic_update_slice": (
+        lambda x, u, i: lax.dynamic_update_slice(x, u, (i,)),
+        lambda: (_X, np.array([10.0, 20.0])),
+        (5,),
+    ),
+    "dynamic_update_index_in_dim": (
+        lambda x, u, i: lax.dynamic_update_index_in_dim(x, u, i, 0),
+        lambda: (_X, np.array([7.0])),
+        (5,),
+    ),
+}
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("name", list(_DYNAMIC))
+def test_dynamic_slices_send_the_cotangent_where_the_forward_read(name, jit):
+    # lax.dynamic_slice wraps a negative start once (i + dim) and the primitive clamps it to
+    # [0, dim - size]; a start in [-2 dim, -dim) is still negative after the wrap (clamped to 0).
+    # Negative, too large and in-range starts, each against jax.vjp.
+    fn, make_args, ct_shape = _DYNAMIC[name]
+    with x64():
+        ct = np.arange(1.0, 1.0 + int(np.prod(ct_shape))).reshape(ct_shape) * 10
+        for start in _STARTS:
+            i = jnp.int32(start)
+            f = (lambda *a, i=i: jax.jit(fn)(*a, i)) if jit else (lambda *a, i=i: fn(*a, i))
+            want = jax.vjp(f, *make_args())[1](ct)
+            got = funcgrad.vjp(f, *make_args())[1](ct)
+            for k, (a, b) in enumerate(zip(got, want)):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"start {start}, input {k}")
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64])
+def test_dynamic_slices_clamp_each_axis_and_index_dtype(dtype):
+    x, u = np.arange(20.0).reshape(4, 5), np.ones((2, 3)) * 7
+    ct_slice, ct_full = np.arange(6.0).reshape(2, 3) + 1, np.arange(20.0).reshape(4, 5) + 1
+    with x64():
+        for starts in [(-7, 3), (2, 9), (-5, -9), (1, 1)]:
+            i = [jnp.asarray(s).astype(dtype) for s in starts]
+
+            def f(x, i=i):
+                return lax.dynamic_slice(x, i, (2, 3))
+
+            def g(x, u, i=i):
+                return lax.dynamic_update_slice(x, u, i)
+
+            for h in (f, jax.jit(f)):
+                got, want = funcgrad.vjp(h, x)[1](ct_slice)[0], jax.vjp(h, x)[1](ct_slice)[0]
+                np.testing.assert_array_equal(got, want, err_msg=f"starts {starts}")
+            for a, b in zip(funcgrad.vjp(g, x, u)[1](ct_full), jax.vjp(g, x, u)[1](ct_full)):
+                np.testing.assert_array_equal(a, b, err_msg=f"starts {starts}")
+
+
+# ------------------------------------------------------------------------- 5. copy
+
+
+def test_copy_cotangent_is_a_fresh_array_as_in_jax():
+    # JAX transposes copy into another copy (ad.deflinear(copy_p, lambda t: [copy_p.bind(t)]))
+    x, ct = jnp.arange(3.0), jnp.ones(3)
+    want = jax.vjp(jnp.copy, x)[1](ct)[0]
+    got = funcgrad.vjp(jnp.copy, x)[1](ct)[0]
+    assert want is not ct and got is not ct
+    np.testing.assert_array_equal(got, want)
+
+    # and the backward pass, traced, has the copy in it, as JAX's has
+    def copies(vjp_fn):
+        return str(jax.make_jaxpr(vjp_fn)(ct)).count("copy")
+
+    assert copies(funcgrad.vjp(jnp.copy, x)[1]) == copies(jax.vjp(jnp.copy, x)[1]) == 1
