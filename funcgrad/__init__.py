@@ -26,6 +26,7 @@ from funcgrad.core.registry import defvjp, defzero, supported_primitives
 from funcgrad.core.tags import tag
 from funcgrad.core.typecheck import TypeCheckError, typecheck
 from funcgrad.errors import (
+    CotangentError,
     FuncgradError,
     InputError,
     NonDifferentiableError,
@@ -42,6 +43,7 @@ from funcgrad.inspect.sensitivities import sensitivities
 __version__ = "0.1.0"
 
 __all__ = [
+    "CotangentError",
     "Eqn",
     "FuncgradError",
     "Graph",

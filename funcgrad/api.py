@@ -45,15 +45,11 @@ from funcgrad.core.call import (
 )
 from funcgrad.core.ir import Graph, Literal, Type, Var
 from funcgrad.core.sweep import Backward, vjp_graph
-from funcgrad.errors import InputError
+from funcgrad.errors import CotangentError, InputError
 
 tree_util = jax.tree_util
 
 _PYTHON_SCALARS = (bool, int, float, complex)
-
-
-class CotangentError(InputError, ValueError):
-    """A cotangent passed to a ``vjp`` function does not match the output (a ``ValueError``, as in JAX)."""
 
 
 # ---------------------------------------------------------------- the pullback

@@ -30,3 +30,7 @@ class NonDifferentiableError(FuncgradError, TypeError, ValueError, NotImplemente
 
 class InputError(FuncgradError, TypeError):
     """An argument or output cannot be differentiated as given (non-scalar output, integer leaf, ...)."""
+
+
+class CotangentError(InputError, ValueError):
+    """A cotangent passed to a ``vjp`` function does not match the output (a ``ValueError``, as in JAX)."""

@@ -128,9 +128,8 @@ def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = N
         cts = [zeros_like_type(v.type) if ct is None else ct for v, ct in zip(eqn.outputs, cts)]
     try:
         cts_in = record.vjp(cts if multiple else cts[0], *primals, out=outs if multiple else outs[0], **eqn.params)
-    except (UnsupportedPrimitiveError, NonDifferentiableError):
-        raise
     except Exception as err:
+        # a refusal or a failure inside the rule (or inside a nested program's sweep): same object, plus where
         err.add_note(f"(in the VJP rule of {eqn.primitive!r} for the equation at {eqn.source.where()})")
         raise
     cts_in = list(cts_in)
