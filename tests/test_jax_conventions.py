@@ -27,7 +27,7 @@ import funcgrad
 from tests.conftest import x64
 from tests.jax_compat import row_unavailable
 from tests.rule_specs import all_specs
-from tests.test_rules import TOL, _float_dtype, _random_cotangent, _widened
+from tests.test_rules import TOL, _random_cotangent, _widened, differentiated
 
 
 @contextlib.contextmanager
@@ -238,17 +238,7 @@ def test_rule_table_rows_run_under_jax_test_modes(spec, dtype):
         probe = np.random.default_rng(0)
         case = "broadcast" if spec.args(probe, np.dtype(dtype), "broadcast") is not None else "random"
         args = spec.args(np.random.default_rng(0), np.dtype(dtype), case)
-        argnums = (
-            tuple(spec.argnums) if spec.argnums is not None else tuple(i for i, a in enumerate(args) if _float_dtype(a))
-        )
-
-        def f(*diff):
-            full = list(args)
-            for i, d in zip(argnums, diff):
-                full[i] = d
-            return spec.fn(*full)
-
-        diff_args = [args[i] for i in argnums]
+        f, diff_args, _ = differentiated(spec, args)
         ct = jax.tree.map(lambda o: _random_cotangent(np.random.default_rng(1), o), jax.eval_shape(f, *diff_args))
 
         def jax_vjp(ct, *a):

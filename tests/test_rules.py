@@ -75,7 +75,9 @@ def _widened(x):
     return x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
 
 
-def check_against_jax(spec, args, dtype):
+def differentiated(spec, args):
+    """``(f, diff_args, argnums)``: the row's function of its differentiated arguments only, their values,
+    and which arguments they are (the row's ``argnums``, or every floating-point argument)."""
     argnums = (
         tuple(spec.argnums) if spec.argnums is not None else tuple(i for i, a in enumerate(args) if _float_dtype(a))
     )
@@ -86,7 +88,11 @@ def check_against_jax(spec, args, dtype):
             full[i] = d
         return spec.fn(*full)
 
-    diff_args = [args[i] for i in argnums]
+    return f, [args[i] for i in argnums], argnums
+
+
+def check_against_jax(spec, args, dtype):
+    f, diff_args, argnums = differentiated(spec, args)
     out_j, vjp_j = jax.vjp(f, *diff_args)
     out_f, vjp_f = funcgrad.vjp(f, *diff_args)
     rng = np.random.default_rng(1)
