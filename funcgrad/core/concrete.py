@@ -1,6 +1,6 @@
 """Concrete tracing: record a ``Graph`` while computing its values, so Python control flow works.
 
-``jax.grad(f)(x)`` runs ``f`` on tracers that carry ``x``'s value, so ``if x < 2:`` and
+JAX's ``grad`` runs ``f`` on tracers that carry the argument's value, so ``if x < 2:`` and
 ``while err > tol:`` take the branch the value decides. funcgrad's usual tracer is abstract, like
 ``jax.jit``: such code cannot be traced. When a gradient is asked for on concrete arrays (outside
 ``jax.jit``, ``jax.vmap`` or another trace) and the abstract trace fails on Python control flow,
