@@ -475,3 +475,39 @@ def test_copy_cotangent_is_a_fresh_array_as_in_jax():
         return str(jax.make_jaxpr(vjp_fn)(ct)).count("copy")
 
     assert copies(funcgrad.vjp(jnp.copy, x)[1]) == copies(jax.vjp(jnp.copy, x)[1]) == 1
+
+
+# --------------------------------------------- custom_vjp integer outputs, composite refusal
+
+
+def test_custom_vjp_bwd_gets_float0_for_an_integer_output():
+    # JAX's convention (lax_test.test_stop_gradient_on_ints): the cotangent of an integer output is float0
+    received = []
+
+    @jax.custom_gradient
+    def f(x):
+        def fbwd(g):
+            received.append(g)
+            return (jnp.ones_like(x) * 2.0,)
+
+        return (x * 3.0, jnp.round(x).astype(jnp.int32)), fbwd
+
+    loss = lambda x: jnp.sum(f(x)[0])  # noqa: E731
+    x = jnp.array([0.4, 1.6, 2.2])
+    with jax.enable_checks(True):  # as JAX's test cases run: JAX then type-checks the bwd's cotangents
+        np.testing.assert_allclose(funcgrad.grad(loss)(x), jax.grad(loss)(x))
+    ct_float, ct_int = received[0]
+    assert ct_int.dtype == jax.dtypes.float0 and np.shape(ct_int) == (3,)
+    assert jnp.issubdtype(ct_float.dtype, jnp.floating)
+
+
+def test_composite_refusal_matches_jaxs_message():
+    my_square = lax.composite(lambda x: x**2, name="my.square")
+    jax_words = (
+        "JVP rule for composite not implemented. You can use `jax.custom_jvp` to add support. See "
+        "https://docs.jax.dev/en/latest/_autosummary/jax.custom_jvp.html"
+    )
+    with pytest.raises(ValueError, match=re.escape(jax_words)):
+        jax.grad(my_square)(1.0)
+    with pytest.raises(ValueError, match=re.escape(jax_words)):
+        funcgrad.grad(my_square)(1.0)

@@ -176,9 +176,10 @@ defnovjp(
 )
 defnovjp(
     "composite",
-    "JVP rule for composite not implemented: lax.composite has no derivative rule (JAX has none "
-    "either).\n  fix: wrap the composite in jax.custom_jvp or jax.custom_vjp, or call its "
-    "decomposition directly when differentiating.",
+    "JVP rule for composite not implemented. You can use `jax.custom_jvp` to add support. See "
+    "https://docs.jax.dev/en/latest/_autosummary/jax.custom_jvp.html (JAX's words: lax.composite has no "
+    "derivative rule there either).\n  fix: wrap the composite in jax.custom_jvp or jax.custom_vjp, or call "
+    "its decomposition directly when differentiating.",
 )
 
 

@@ -13,7 +13,9 @@ then the user's ``bwd`` maps the output cotangents to input cotangents.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from funcgrad.core.interpret import eval_graph
 from funcgrad.core.nested import graph_vjp
@@ -45,6 +47,8 @@ def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, **params):
     arg_types = [v.type for v in call.inputs[num_consts:]]
     fwd = vjp.fwd_graph([t.is_float for t in arg_types])
     residuals, _ = vjp.residuals(eval_graph(fwd, *args), primals[:num_consts], args)
+    # an integer or boolean output's cotangent is a float0 zero, JAX's convention for the user's bwd
+    ct = [c if t.is_float else np.zeros(t.shape, jax.dtypes.float0) for c, t in zip(ct, call.out_types)]
     cts_in = vjp.bwd(residuals, ct)
     if len(cts_in) != len(args):
         raise InputError(
