@@ -511,3 +511,163 @@ def test_composite_refusal_matches_jaxs_message():
         jax.grad(my_square)(1.0)
     with pytest.raises(ValueError, match=re.escape(jax_words)):
         funcgrad.grad(my_square)(1.0)
+
+
+# ------------------------------------------ 6. custom_vjp / custom_jvp: what the user's rules see
+
+
+def _perturbed_recorder(seen):
+    """A custom_vjp f(x, y, z) = (x * y, z) with symbolic_zeros=True whose fwd records each input's
+    ``perturbed`` flag and whose bwd records which output cotangents are JAX's SymbolicZero."""
+
+    @jax.custom_vjp
+    def f(x, y, z):
+        return x * y, z
+
+    def fwd(x, y, z):
+        seen.append(("fwd", x.perturbed, y.perturbed, z.perturbed))
+        return f(x.value, y.value, z.value), (x.value, y.value)
+
+    def bwd(res, g):
+        x, y = res
+        g_xy, g_z = g
+        seen.append(("bwd", *(type(c) is jax.custom_derivatives.SymbolicZero for c in g)))
+        zero = type(g_xy) is jax.custom_derivatives.SymbolicZero
+        return (None if zero else g_xy * y), (None if zero else g_xy * x), g_z
+
+    f.defvjp(fwd, bwd, symbolic_zeros=True)
+    return f
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize(
+    "argnums,loss",
+    [
+        (0, lambda f, x, y, z: f(x, y, z)[0]),
+        (1, lambda f, x, y, z: f(x, y, z)[0]),
+        ((0, 2), lambda f, x, y, z: f(x, y, z)[0] + f(x, y, z)[1]),
+        (2, lambda f, x, y, z: f(x, y, z)[1]),
+        (0, lambda f, x, y, z: f(x, jnp.sin(x), z)[0]),  # y is perturbed through x
+        (0, lambda f, x, y, z: f(x, lax.stop_gradient(x), z)[0]),  # ... but not through stop_gradient
+    ],
+    ids=["x", "y", "x_and_z", "z_only", "y_from_x", "y_stopped"],
+)
+def test_custom_vjp_symbolic_zeros_see_jaxs_perturbed_flags(argnums, loss, jit):
+    # custom_api_test.test_symbolic_zero_custom_vjp*: fwd's CustomVJPPrimal.perturbed is True exactly
+    # for the inputs a differentiated value flows into; bwd gets a SymbolicZero for an unused output
+    ours, theirs = [], []
+    args = (2.0, 3.0, 5.0)
+    grad_ours = funcgrad.grad(lambda *a: loss(_perturbed_recorder(ours), *a), argnums=argnums)
+    grad_theirs = jax.grad(lambda *a: loss(_perturbed_recorder(theirs), *a), argnums=argnums)
+    if jit:
+        grad_ours, grad_theirs = jax.jit(grad_ours), jax.jit(grad_theirs)
+    np.testing.assert_allclose(grad_ours(*args), grad_theirs(*args))
+    assert sorted(ours) == sorted(theirs) and theirs  # funcgrad runs fwd in the backward sweep: order differs
+
+
+def test_custom_vjp_redefined_between_calls_is_not_served_stale():
+    # JAX's tests call defvjp again on the same function between gradients: the new rules must run
+    @jax.custom_vjp
+    def f(x):
+        return x * 2.0
+
+    f.defvjp(lambda x: (f(x), None), lambda _, g: (g * 10.0,))
+    assert funcgrad.grad(f)(1.0) == 10.0
+    f.defvjp(lambda x: (f(x), None), lambda _, g: (g * 20.0,))
+    assert funcgrad.grad(f)(1.0) == 20.0 == jax.grad(f)(1.0)
+    g = lambda x: f(x) + 1.0  # noqa: E731  (a closure reading f)
+    assert funcgrad.grad(g)(1.0) == 20.0
+    f.defvjp(lambda x: (f(x), None), lambda _, g: (g * 30.0,))
+    assert funcgrad.grad(g)(1.0) == 30.0 == jax.grad(g)(1.0)
+
+
+def test_custom_vjp_of_a_closed_over_differentiated_value_raises_jaxs_exception():
+    # JAX refuses (its CustomVJPException under jit; eagerly an UnexpectedTracerError); funcgrad once
+    # returned a silent zero for x
+    def loss(x):
+        @jax.custom_vjp
+        def f(y):
+            return x * y
+
+        f.defvjp(lambda y: (y * 2.0, None), lambda _, g: (g,))
+        return f(3.0)
+
+    with pytest.raises(Exception, match="closed-over value") as theirs:
+        jax.grad(jax.jit(loss))(2.0)
+    with pytest.raises(type(theirs.value), match="closed-over value") as ours:
+        funcgrad.grad(loss)(2.0)
+    assert "fix:" in "\n".join(ours.value.__notes__)
+
+
+def test_custom_vjp_bwd_of_the_wrong_shape_raises_jaxs_value_error():
+    # custom_api_test.test_bwd_rule_shape_mismatch: JAX's own check, its class and message kept
+    @jax.custom_vjp
+    def foo(x, y):
+        return x
+
+    foo.defvjp(lambda x, y: (x, None), lambda _, g: (jnp.zeros(3), jnp.zeros(3)))
+    loss = lambda x, y: foo(x, y * y).sum()  # noqa: E731
+    pattern = r"output\[1\] the bwd rule produced an output of type f.*\[3\]"
+    with pytest.raises(ValueError, match=pattern):
+        jax.grad(loss, 1)(jnp.ones(3), jnp.ones(4))
+    with pytest.raises(ValueError, match=pattern):
+        funcgrad.grad(loss, 1)(jnp.ones(3), jnp.ones(4))
+
+
+def test_custom_jvp_rule_that_calls_the_function_on_tangents_does_not_recurse():
+    # custom_api_test.test_custom_jvp_vmap_broadcasting_interaction_2: the rule applies the function to
+    # the tangent; transposing it goes through the function's body (JAX's partial evaluation does too)
+    @jax.custom_jvp
+    def transform(box, r):
+        return r * box
+
+    @transform.defjvp
+    def transform_jvp(primals, tangents):
+        (box, r), (dbox, dr) = primals, tangents
+        return transform(box, r), dr * box + transform(dbox, r)
+
+    loss = lambda box, r: jnp.sum(jnp.sin(transform(box, r)))  # noqa: E731
+    args = (jnp.float32(1.5), jnp.arange(3.0))
+    for argnums in (0, 1, (0, 1)):
+        got, want = funcgrad.grad(loss, argnums)(*args), jax.grad(loss, argnums)(*args)
+        jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-6), got, want)
+
+
+def test_custom_jvp_symbolic_zeros_see_a_symbolic_zero_tangent():
+    # custom_api_test.test_symbolic_zero_custom_jvp_vmap_output: an input nothing differentiated
+    # flows into has a SymbolicZero tangent in a rule defined with symbolic_zeros=True
+    seen = []
+
+    @jax.custom_jvp
+    def f(x, y):
+        return x * y
+
+    @partial_defjvp(f)
+    def f_jvp(primals, tangents):
+        (x, y), (x_dot, y_dot) = primals, tangents
+        seen.append(type(y_dot) is jax.custom_derivatives.SymbolicZero)
+        return f(x, y), x_dot * y
+
+    loss = lambda x, y: jax.vmap(f)(x, y).sum()  # noqa: E731
+    np.testing.assert_allclose(funcgrad.grad(loss)(jnp.ones(3), jnp.full(3, 2.0)), jnp.full(3, 2.0))
+    assert seen and all(seen)
+
+
+def partial_defjvp(f):
+    return lambda rule: f.defjvp(rule, symbolic_zeros=True)
+
+
+def test_custom_jvp_under_vmap_with_an_unbatched_output_is_a_clear_error():
+    # custom_api_test.test_hard_stuff2 (eager JAX only: JAX's grad of jit fails on it too, with a
+    # TypeError from broadcast_in_dim): after vmap the output is unbatched, its tangent batched
+    @jax.custom_jvp
+    def f(x):
+        return np.zeros(x.shape, x.dtype)
+
+    f.defjvp(lambda p, t: (f(*p), t[0]))
+    loss = lambda x: jax.vmap(f)(x).sum()  # noqa: E731
+    with pytest.raises(TypeError):
+        jax.grad(jax.jit(loss))(jnp.arange(3.0))
+    with pytest.raises(TypeError, match="does not depend on the batched input") as e:
+        funcgrad.grad(loss)(jnp.arange(3.0))
+    assert "fix:" in str(e.value)

@@ -38,6 +38,28 @@ def _both(x):
     return jnp.sqrt(x), 2 * x
 
 
+@jax.custom_vjp
+def _sqrt_and_double_vjp(x):
+    return jnp.sqrt(x), 2 * x
+
+
+def _sqrt_and_double_fwd(x):
+    return _sqrt_and_double_vjp(x.value), x.value
+
+
+def _sqrt_and_double_bwd(x, g):
+    # a bwd written for symbolic zeros: an unused output's SymbolicZero adds nothing (filled-in
+    # zeros would meet sqrt's infinite derivative at 0 and give 0 * inf = NaN)
+    g_sqrt, g_double = g
+    total = 2 * g_double if type(g_double) is not jax.custom_derivatives.SymbolicZero else jnp.zeros_like(x)
+    if type(g_sqrt) is not jax.custom_derivatives.SymbolicZero:
+        total = total + g_sqrt / (2 * jnp.sqrt(x))
+    return (total,)
+
+
+_sqrt_and_double_vjp.defvjp(_sqrt_and_double_fwd, _sqrt_and_double_bwd, symbolic_zeros=True)
+
+
 def _shard_map(fun):
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("d",))
     spec = jax.sharding.PartitionSpec("d")
@@ -64,6 +86,7 @@ ROWS = {
         SQUARE,
     ),
     "custom_jvp_second_output": ("custom_jvp_call", lambda x: jnp.sum(_sqrt_and_double(x)[1]), VEC),
+    "custom_vjp_second_output": ("custom_vjp_call", lambda x: jnp.sum(_sqrt_and_double_vjp(x)[1]), VEC),
     "cond_second_output": ("cond", lambda x: jnp.sum(lax.cond(True, _both, lambda x: (x, x), x)[1]), VEC),
     "switch_second_output": ("cond", lambda x: jnp.sum(lax.switch(1, [lambda x: (x, x), _both], x)[1]), VEC),
     "scan_unused_ys": (

@@ -132,17 +132,29 @@ class _Same:
 
 
 def closure_fingerprint(fun: Callable) -> tuple:
-    """The objects ``fun`` reads from its closure and globals, compared by identity."""
+    """The objects ``fun`` reads from its closure and globals, compared by identity.
+
+    A ``jax.custom_vjp``/``custom_jvp`` function is one object whose rules ``defvjp``/``defjvp``
+    replace in place (JAX's tests redefine them between calls): its rules count as well."""
     fun = getattr(fun, "__func__", fun)
     while isinstance(fun, functools.partial):
         fun = fun.func
     code = getattr(fun, "__code__", None)
     if code is None:
-        return ()
-    cells = tuple(_Same(c.cell_contents) for c in (fun.__closure__ or ()) if _cell_filled(c))
+        return _rules_of(fun)
+    cells = [c.cell_contents for c in (fun.__closure__ or ()) if _cell_filled(c)]
     glb = getattr(fun, "__globals__", {})
-    names = tuple(_Same(glb[n]) for n in code.co_names if n in glb)
-    return cells + names
+    read = cells + [glb[n] for n in code.co_names if n in glb]
+    return tuple(_Same(obj) for obj in read) + tuple(part for obj in read for part in _rules_of(obj))
+
+
+def _rules_of(obj) -> tuple:
+    """The derivative rules of a custom_vjp/custom_jvp function (by identity), else ()."""
+    if isinstance(obj, jax.custom_vjp):
+        return (_Same(obj.fwd), _Same(obj.bwd), obj.symbolic_zeros)
+    if isinstance(obj, jax.custom_jvp):
+        return (_Same(obj.jvp), getattr(obj, "symbolic_zeros", False))
+    return ()
 
 
 def _cell_filled(cell) -> bool:

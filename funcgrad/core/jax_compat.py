@@ -197,6 +197,20 @@ def custom_vjp_residual_layout(out_trees_thunk, n_consts: int) -> tuple[Any, lis
     return res_tree, list(input_fwds)
 
 
+def symbolic_zero(shape, dtype):
+    """JAX's ``SymbolicZero`` for a cotangent of this shape and dtype (what a ``custom_vjp`` bwd with
+    ``symbolic_zeros=True`` gets for an output nothing differentiated reached)."""
+    return jax.custom_derivatives.SymbolicZero(_core.ShapedArray(tuple(shape), dtype))
+
+
+def custom_vjp_closure_error() -> Exception:
+    """JAX's own exception (``CustomVJPException``, not public) for differentiating a ``custom_vjp``
+    function with respect to a value it closes over."""
+    from jax._src.interpreters import ad
+
+    return ad.CustomVJPException()
+
+
 def is_symbolic_zero(ct) -> bool:
     """Whether a user's bwd returned "no cotangent": None, JAX's (symbolic) zero objects, or a float0 array."""
     if ct is None or type(ct).__name__ in ("Zero", "SymbolicZero"):

@@ -47,6 +47,8 @@ class RuleRecord:
     reason: str | None = None
     # the rule receives None (not zeros) for outputs that received no cotangent
     symbolic_zeros: bool = False
+    # the rule also receives ``perturbed``: per input, whether a differentiated input flows into it
+    perturbed: bool = False
     # the module that registered it (funcgrad's own rule modules may register a primitive once)
     owner: str = ""
 
@@ -135,11 +137,16 @@ def _register(record: RuleRecord) -> Registration:
     return Registration(record, previous)
 
 
-def defvjp(primitive: str, rule: VJPRule | None = None, *, symbolic_zeros: bool = False):
+def defvjp(primitive: str, rule: VJPRule | None = None, *, symbolic_zeros: bool = False, perturbed: bool = False):
     """Register (or override) the VJP rule of ``primitive``; usable as a decorator.
 
     With ``symbolic_zeros=True`` a rule of a several-output primitive receives ``None``
     (not an array of zeros) for each output that received no cotangent.
+
+    With ``perturbed=True`` the rule also receives ``perturbed=``, a tuple with one bool per
+    input: whether it depends on a differentiated input (JAX's ``perturbed`` flag, which a
+    ``custom_vjp`` forward rule with ``symbolic_zeros=True`` reads). Most rules need not know:
+    the sweep drops the cotangents of inputs that are not perturbed.
 
     Returns a ``Registration``: it calls the rule, and ``restore()`` (or a ``with`` block)
     puts back the previous record.
@@ -154,9 +161,10 @@ def defvjp(primitive: str, rule: VJPRule | None = None, *, symbolic_zeros: bool 
             ...
     """
     owner = _caller_module(1)  # who registers: funcgrad's own rule modules may do so once per primitive
+    flags = dict(symbolic_zeros=symbolic_zeros, perturbed=perturbed, owner=owner)
     if rule is None:
-        return lambda r: _register(RuleRecord(primitive, "rule", r, symbolic_zeros=symbolic_zeros, owner=owner))
-    return _register(RuleRecord(primitive, "rule", rule, symbolic_zeros=symbolic_zeros, owner=owner))
+        return lambda r: _register(RuleRecord(primitive, "rule", r, **flags))
+    return _register(RuleRecord(primitive, "rule", rule, **flags))
 
 
 def _zero_vjp(ct, *primals, out, **params):

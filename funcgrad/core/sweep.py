@@ -126,8 +126,13 @@ def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = N
     multiple = eqn.multiple_results
     if multiple and not record.symbolic_zeros:
         cts = [zeros_like_type(v.type) if ct is None else ct for v, ct in zip(eqn.outputs, cts)]
+    if needed is None:
+        needed = [True] * len(eqn.inputs)
+    extra = {"perturbed": tuple(needed)} if record.perturbed else {}
     try:
-        cts_in = record.vjp(cts if multiple else cts[0], *primals, out=outs if multiple else outs[0], **eqn.params)
+        cts_in = record.vjp(
+            cts if multiple else cts[0], *primals, out=outs if multiple else outs[0], **extra, **eqn.params
+        )
     except Exception as err:
         # a refusal or a failure inside the rule (or inside a nested program's sweep): same object, plus where
         err.add_note(f"(in the VJP rule of {eqn.primitive!r} for the equation at {eqn.source.where()})")
@@ -138,8 +143,6 @@ def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = N
             f"the VJP rule of {eqn.primitive!r} returned {len(cts_in)} cotangents for "
             f"{len(eqn.inputs)} inputs (at {eqn.source.where()})"
         )
-    if needed is None:
-        needed = [True] * len(cts_in)
     return [None if ct is None or not n else fit_to_type(ct, a.type) for a, ct, n in zip(eqn.inputs, cts_in, needed)]
 
 

@@ -335,11 +335,13 @@ class CustomVJPRule:
         try:
             cts_in = jc.call_wrapped(self._bwd)(*residuals, *cts)
         except (TypeError, ValueError) as err:
-            raise TracingError(
-                f"the custom_vjp backward rule of {self.name!r} failed: {err}\n"
+            # JAX's own check of the bwd's output: keep its class (code written against JAX catches it)
+            err.add_note(
+                f"(in the custom_vjp backward rule of {self.name!r})\n"
                 "  fix: bwd(residuals, g) must return a tuple with one cotangent per primal "
                 "input of the function (None for no gradient), each shaped like that input."
-            ) from err
+            )
+            raise
         return [None if jc.is_symbolic_zero(c) else c for c in cts_in]
 
     def __repr__(self):

@@ -13,42 +13,93 @@ then the user's ``bwd`` maps the output cotangents to input cotangents.
 
 from __future__ import annotations
 
+import contextvars
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcgrad.core import jax_compat as jc
 from funcgrad.core.interpret import eval_graph
 from funcgrad.core.nested import graph_vjp
 from funcgrad.core.registry import defvjp
-from funcgrad.errors import InputError
+from funcgrad.errors import InputError, TracingError
+
+
+# Inside the transpose of a JVP rule, a custom_jvp function applied to tangents is transposed
+# through its primal body, not its own rule: the rule's tangent computation is linear, and JAX's
+# partial evaluation drops the custom rule of such a call the same way. (A rule that calls the
+# function itself, ``f.defjvp(lambda p, t: (f(*p), f(*t)))``, would otherwise recurse forever.)
+_in_rule_transpose = contextvars.ContextVar("funcgrad_in_custom_jvp_transpose", default=False)
 
 
 # symbolic_zeros: an output nobody used keeps a None cotangent, and the transpose of the rule's
-# graph skips the tangent equations only it reaches (JAX's transpose does the same)
-@defvjp("custom_jvp_call", symbolic_zeros=True)
-def custom_jvp_call_vjp(ct, *primals, out, call, jvp, num_consts, **params):
+# graph skips the tangent equations only it reaches (JAX's transpose does the same);
+# perturbed: an input no differentiated value flows into gets a symbolic zero tangent, as in JAX
+# (a rule registered with symbolic_zeros=True sees a SymbolicZero for it)
+@defvjp("custom_jvp_call", symbolic_zeros=True, perturbed=True)
+def custom_jvp_call_vjp(ct, *primals, out, call, jvp, num_consts, perturbed, symbolic_zeros=False, **params):
+    if _in_rule_transpose.get():
+        return graph_vjp(call, primals, perturbed, ct)
     args = primals[num_consts:]
     arg_types = [v.type for v in call.inputs[num_consts:]]
-    tangent_is_zero = [not t.is_float for t in arg_types]
+    arg_perturbed = perturbed[num_consts:]
+    # a rule without symbolic_zeros gets zeros (not SymbolicZero) for every float input's tangent
+    tangent_is_zero = [not (t.is_float and (p or not symbolic_zeros)) for t, p in zip(arg_types, arg_perturbed)]
     rule, out_zeros = jvp.graph(tangent_is_zero)
+    _check_tangent_shapes(rule, call, out_zeros, params.get("name") or jvp.name)
     # zeros_like keeps each primal's placement (inside shard_map: the axes it varies over),
     # which the rule's graph was traced with
     tangents = [jnp.zeros_like(a, dtype=t.dtype) for a, t, z in zip(args, arg_types, tangent_is_zero) if not z]
-    wrt = [False] * len(args) + [True] * len(tangents)
+    wrt = [False] * len(args) + [p for p, z in zip(arg_perturbed, tangent_is_zero) if not z]
     tangent_cts = [c for c, z in zip(ct, out_zeros) if not z]
-    in_cts = graph_vjp(rule, [*args, *tangents], wrt, [None] * len(out_zeros) + tangent_cts)[len(args) :]
+    token = _in_rule_transpose.set(True)
+    try:
+        in_cts = graph_vjp(rule, [*args, *tangents], wrt, [None] * len(out_zeros) + tangent_cts)[len(args) :]
+    finally:
+        _in_rule_transpose.reset(token)
     it = iter(in_cts)
     return [None] * num_consts + [None if z else next(it) for z in tangent_is_zero]
 
 
-@defvjp("custom_vjp_call")
-def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, **params):
+def _check_tangent_shapes(rule, call, out_zeros, name: str) -> None:
+    # jax.vmap of a custom_jvp function whose output ignores the batched input stages an unbatched
+    # output with a batched tangent; its cotangent has been summed over the batch by then, so no
+    # exact answer exists (JAX's own grad of jit of such a function fails too)
+    n = len(out_zeros)
+    tangent_types = iter(v.type for v in rule.outputs[n:])
+    for t, z in zip(call.out_types, out_zeros):
+        tt = None if z else next(tangent_types)
+        if tt is not None and tt.shape != t.shape:
+            raise TracingError(
+                f"the JVP rule of the custom_jvp function {name!r} returns a tangent of shape "
+                f"{tt.shape} for an output of shape {t.shape}: under jax.vmap its output does not depend "
+                "on the batched input, but the rule's tangent does. funcgrad (like jax.grad of jax.jit) "
+                "sees the function after vmap, where that output's cotangent is already summed over the "
+                "batch.\n  fix: make the output depend on the input (e.g. jnp.zeros_like(x) instead of "
+                "np.zeros(x.shape)), so that vmap batches it as well"
+            )
+
+
+# perturbed: the user's fwd is traced for the inputs a differentiated value flows into (JAX's
+# ``CustomVJPPrimal.perturbed``); symbolic_zeros: an unused output's cotangent reaches the user's
+# bwd as JAX's ``SymbolicZero`` when the function asked for them, else as zeros
+@defvjp("custom_vjp_call", symbolic_zeros=True, perturbed=True)
+def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, perturbed, **params):
+    if any(perturbed[:num_consts]):
+        # JAX's exception, with JAX's message
+        err = jc.custom_vjp_closure_error()
+        err.add_note(
+            f"(the custom_vjp function {vjp.name!r} closes over a value being differentiated)\n"
+            "  fix: pass that value to the function as an argument and give its cotangent in bwd, "
+            "or use jax.closure_convert on the function"
+        )
+        raise err
     args = primals[num_consts:]
     arg_types = [v.type for v in call.inputs[num_consts:]]
-    fwd = vjp.fwd_graph([t.is_float for t in arg_types])
+    fwd = vjp.fwd_graph(list(perturbed[num_consts:]))
     residuals, _ = vjp.residuals(eval_graph(fwd, *args), primals[:num_consts], args)
-    # an integer or boolean output's cotangent is a float0 zero, JAX's convention for the user's bwd
-    ct = [c if t.is_float else np.zeros(t.shape, jax.dtypes.float0) for c, t in zip(ct, call.out_types)]
+    ct = [_output_cotangent(c, t, vjp.symbolic_zeros) for c, t in zip(ct, call.out_types)]
     cts_in = vjp.bwd(residuals, ct)
     if len(cts_in) != len(args):
         raise InputError(
@@ -56,3 +107,13 @@ def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, **params):
             f"{len(args)} primal inputs\n  fix: return a tuple with one entry per primal input (None for no gradient)"
         )
     return [None] * num_consts + [c if t.is_float else None for c, t in zip(cts_in, arg_types)]
+
+
+def _output_cotangent(ct, t, symbolic: bool):
+    # an integer or boolean output's cotangent has dtype float0 (JAX's convention for the user's bwd)
+    dtype = t.dtype if t.is_float else jax.dtypes.float0
+    if ct is not None and t.is_float:
+        return ct
+    if symbolic:
+        return jc.symbolic_zero(t.shape, dtype)
+    return jnp.zeros(t.shape, dtype) if t.is_float else np.zeros(t.shape, dtype)
