@@ -25,7 +25,6 @@ from funcgrad.core.nested import graph_vjp
 from funcgrad.core.registry import defvjp
 from funcgrad.errors import InputError, TracingError
 
-
 # Inside the transpose of a JVP rule, a custom_jvp function applied to tangents is transposed
 # through its primal body, not its own rule: the rule's tangent computation is linear, and JAX's
 # partial evaluation drops the custom rule of such a call the same way. (A rule that calls the
