@@ -100,7 +100,7 @@ EXCLUDED = {
     },  # fmt: skip
     **{
         name: "hijax internals (experimental boxes, logs and hi-level primitives)"
-        for name in ("box_get", "box_set", "new_box", "new_log", "log_extend", "log_read", "call_hi_primitive")
+        for name in ("box_get", "box_set", "new_box", "new_log", "log_extend", "log_read")
     },
     "custom_lin": "internal to JAX's own linearization; never in a traced program",
     "eval_jaxpr": "staged as closed_call; never in a traced program",

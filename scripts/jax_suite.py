@@ -31,7 +31,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # file -> the -k expression selecting its gradient tests (None: the whole file)
 FILES = {
     "lax_autodiff_test.py": None,
-    "custom_api_test.py": "CustomJVPTest or CustomVJPTest",
+    "custom_api_test.py": "CustomJVPTest or CustomVJPTest or CustomVJP3Test",
     "lax_control_flow_test.py": "grad or Grad or vjp or Vjp",
     "linalg_test.py": "grad or Grad",
     "lax_scipy_special_functions_test.py": None,

@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from funcgrad.core.jax_compat import placement_of
+from funcgrad.core.jax_compat import CUSTOM_DERIVATIVE_TYPES, placement_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,11 +150,9 @@ def closure_fingerprint(fun: Callable) -> tuple:
 
 def _rules_of(obj) -> tuple:
     """The derivative rules of a custom_vjp/custom_jvp function (by identity), else ()."""
-    if isinstance(obj, jax.custom_vjp):
-        return (_Same(obj.fwd), _Same(obj.bwd), obj.symbolic_zeros)
-    if isinstance(obj, jax.custom_jvp):
-        return (_Same(obj.jvp), getattr(obj, "symbolic_zeros", False))
-    return ()
+    if not isinstance(obj, CUSTOM_DERIVATIVE_TYPES):
+        return ()
+    return tuple(_Same(getattr(obj, name, None)) for name in ("fwd", "bwd", "jvp", "symbolic_zeros", "symz"))
 
 
 def _cell_filled(cell) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -209,6 +209,42 @@ def custom_vjp_closure_error() -> Exception:
     from jax._src.interpreters import ad
 
     return ad.CustomVJPException()
+
+
+def _custom_derivative_types() -> tuple[type, ...]:
+    types = [jax.custom_vjp, jax.custom_jvp]
+    try:  # jax >= 0.9: jax.custom_vjp under jax_custom_vjp3=True makes one of these
+        from jax._src.hijax import custom_vjp3
+
+        types.append(custom_vjp3)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+# the classes of custom_vjp / custom_jvp functions (whose rules defvjp/defjvp replace in place)
+CUSTOM_DERIVATIVE_TYPES = _custom_derivative_types()
+
+
+def hi_primitive_vjp(prim, perturbed: Sequence[bool], args: Sequence[Any], cts: Sequence[Any]) -> list:
+    """Input cotangents (``None`` for none) of one ``call_hi_primitive`` equation, by the primitive's
+    own reverse-mode interface (``jax._src.hijax.VJPHiPrimitive``, jax >= 0.9; ``jax_custom_vjp3``'s
+    custom_vjp is one): ``vjp_fwd(perturbed, *args)`` computes the residuals, then ``vjp_bwd`` adds
+    each input's cotangent into an accumulator, as JAX's transpose of it does. ``cts[i]`` None is a
+    symbolic zero."""
+    from jax._src import ad_util
+    from jax._src.interpreters import ad
+
+    tree_unflatten = jax.tree_util.tree_unflatten
+    _, residuals, *_ = prim.vjp_fwd(tree_unflatten(prim.in_tree, list(perturbed)), *tree_unflatten(prim.in_tree, args))
+    cts = [ad_util.Zero(a.to_ct_aval()) if c is None else c for a, c in zip(prim.out_avals_flat, cts)]
+    accums = [
+        ad.ValAccum(a.to_ct_aval()) if p else ad.NullAccum(a.to_ct_aval())
+        for a, p in zip(prim.in_avals_flat, perturbed)
+    ]
+    prim.vjp_bwd(residuals, tree_unflatten(prim.out_tree, cts), *tree_unflatten(prim.in_tree, accums))
+    frozen = [acc.freeze() if p else None for acc, p in zip(accums, perturbed)]
+    return [None if c is None or isinstance(c, ad_util.Zero) else c for c in frozen]
 
 
 def is_symbolic_zero(ct) -> bool:

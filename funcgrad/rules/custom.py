@@ -116,3 +116,11 @@ def _output_cotangent(ct, t, symbolic: bool):
     if symbolic:
         return jc.symbolic_zero(t.shape, dtype)
     return jnp.zeros(t.shape, dtype) if t.is_float else np.zeros(t.shape, dtype)
+
+
+# JAX's "hijax" primitives (``jax._src.hijax.VJPHiPrimitive``): each carries its own reverse-mode
+# interface, which funcgrad calls as JAX's transpose does. ``jax.custom_vjp`` under
+# ``jax_custom_vjp3=True`` (JAX's next custom_vjp) binds one.
+@defvjp("call_hi_primitive", symbolic_zeros=True, perturbed=True)
+def call_hi_primitive_vjp(ct, *primals, out, _prim, perturbed, **params):
+    return jc.hi_primitive_vjp(_prim, perturbed, primals, ct)

@@ -73,16 +73,46 @@ weighted_sin.defvjp(
 )
 
 
+def _custom_vjp3(fun):
+    """``jax.custom_vjp`` as JAX's next implementation makes it (``jax_custom_vjp3=True``, jax >= 0.10):
+    the function binds ``call_hi_primitive``, a "hijax" primitive that carries its own VJP interface."""
+    from jax._src import config
+
+    if not hasattr(config, "custom_vjp3"):
+        return jax.custom_vjp(fun)
+    with config.custom_vjp3(True):
+        return jax.custom_vjp(fun)
+
+
+scaled_sin3 = _custom_vjp3(lambda x, y: jnp.sin(x) * y)
+scaled_sin3.defvjp(_scaled_sin_fwd, _scaled_sin_bwd)
+
+
+def _symbolic_fwd(x, y):
+    # symbolic_zeros=True: fwd gets CustomVJPPrimal pairs (value, perturbed)
+    return _scaled_sin_fwd(x.value, y.value)
+
+
+scaled_sin3_symbolic = _custom_vjp3(lambda x, y: jnp.sin(x) * y)
+scaled_sin3_symbolic.defvjp(_symbolic_fwd, _scaled_sin_bwd, symbolic_zeros=True)
+
+
+def _two_args(rng, dt, case):
+    return None if case != "random" else [rng.normal(size=(3,)).astype(dt), rng.normal(size=(3,)).astype(dt)]
+
+
 SPECS = [
+    RuleSpec("call_hi_primitive", scaled_sin3, _two_args, name="custom_vjp3", min_jax=(0, 10)),
+    RuleSpec(
+        "call_hi_primitive", scaled_sin3_symbolic, _two_args, argnums=(1,), name="custom_vjp3_symbolic", min_jax=(0, 10)
+    ),
     RuleSpec("custom_jvp_call", jax.nn.relu, unary(), name="relu", kinks=[([0.0, -1.0, 1.0],)]),
     RuleSpec("custom_jvp_call", clip_gradient, unary(), name="custom_jvp_rule_differs"),
     RuleSpec("custom_jvp_call", lambda x: pow_n(x, 3), unary(), name="custom_jvp_int_arg"),
     RuleSpec(
         "custom_vjp_call",
         scaled_sin,
-        lambda rng, dt, case: (
-            None if case != "random" else [rng.normal(size=(3,)).astype(dt), rng.normal(size=(3,)).astype(dt)]
-        ),
+        _two_args,
         name="custom_vjp",
     ),
     RuleSpec("custom_vjp_call", lambda x: sum(two_outputs(x)), unary(), name="custom_vjp_two_outputs"),
