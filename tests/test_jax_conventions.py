@@ -671,3 +671,41 @@ def test_custom_jvp_under_vmap_with_an_unbatched_output_is_a_clear_error():
     with pytest.raises(TypeError, match="does not depend on the batched input") as e:
         funcgrad.grad(loss)(jnp.arange(3.0))
     assert "fix:" in str(e.value)
+
+
+# ------------------------------------------------------------- 7. lax.platform_dependent
+
+
+def _on_platform(cpu, other):
+    here = jax.default_backend()
+    return {"cpu": cpu, "default": other} if here == "cpu" else {"default": cpu, "cpu": other}
+
+
+def test_platform_dependent_differentiates_and_compiles_only_this_platforms_branch():
+    # lax_control_flow_test.test_platform_dependent_grad: no residuals or loops from another
+    # platform's branch in the compiled gradient
+    def by_dot(x):
+        return jnp.dot(x, x)
+
+    def by_scan(x):
+        return lax.scan(lambda c, xi: (c + xi * xi, None), jnp.float32(0.0), x)[0]
+
+    f = lambda x: jnp.sin(lax.platform_dependent(x, **_on_platform(by_dot, by_scan)))  # noqa: E731
+    x = np.arange(8, dtype=np.float32)
+    np.testing.assert_allclose(funcgrad.grad(f)(x), jax.grad(lambda x: jnp.sin(by_dot(x)))(x), rtol=1e-6)
+    hlo = jax.jit(funcgrad.grad(f)).lower(x).as_text("hlo")
+    assert " dot(" in hlo and " while(" not in hlo
+
+
+def test_platform_dependent_branch_of_another_platform_needs_no_rule():
+    # lax_control_flow_test.test_platform_dependent_with_non_existent_custom_call: JAX differentiates
+    # only the branch it lowers; here the other branch is a while_loop, which reverse mode refuses
+    other = lambda x: lax.while_loop(lambda c: jnp.sum(c) < 10.0, lambda c: c * 2.0, x)  # noqa: E731
+    f = lambda x: jnp.sum(lax.platform_dependent(x, **_on_platform(jnp.sin, other)))  # noqa: E731
+    x = np.linspace(0.5, 1.0, 3, dtype=np.float32)
+    for grad in (funcgrad.grad, lambda f: jax.jit(funcgrad.grad(f))):
+        np.testing.assert_allclose(grad(f)(x), jax.grad(f)(x), rtol=1e-6)
+    # the branch this platform runs still needs its rules
+    g = lambda x: jnp.sum(lax.platform_dependent(x, **_on_platform(other, jnp.sin)))  # noqa: E731
+    with pytest.raises(funcgrad.NonDifferentiableError):
+        funcgrad.grad(g)(x)

@@ -226,6 +226,32 @@ def _custom_derivative_types() -> tuple[type, ...]:
 CUSTOM_DERIVATIVE_TYPES = _custom_derivative_types()
 
 
+def switch(index, branches: Sequence[Callable], operands: Sequence[Any], branches_platforms=None) -> Any:
+    """``lax.switch(index, branches, *operands)``; for the cond of a ``lax.platform_dependent`` (its
+    ``branches_platforms`` param, jax >= 0.7) the new cond keeps that param, so that lowering compiles
+    only the branch of the platform compiled for, as it does for the forward cond."""
+    if branches_platforms is not None:
+        try:
+            from jax._src.lax.control_flow.conditionals import _switch_internal
+        except ImportError:
+            pass
+        else:
+            return _switch_internal(index, branches, list(operands), branches_platforms=branches_platforms)
+    return jax.lax.switch(index, branches, *operands)
+
+
+def platform_branch(branches_platforms) -> int:
+    """The branch of a ``lax.platform_dependent`` cond that the default backend runs (JAX's lowering
+    rule: the first branch listing the platform, else the default branch, whose entry is None)."""
+    from jax._src import xla_bridge
+
+    platform = xla_bridge.canonicalize_platform(jax.default_backend())
+    for k, platforms in enumerate(branches_platforms):
+        if platforms is None or platform in platforms:
+            return k
+    return len(branches_platforms) - 1
+
+
 def hi_primitive_vjp(prim, perturbed: Sequence[bool], args: Sequence[Any], cts: Sequence[Any]) -> list:
     """Input cotangents (``None`` for none) of one ``call_hi_primitive`` equation, by the primitive's
     own reverse-mode interface (``jax._src.hijax.VJPHiPrimitive``, jax >= 0.9; ``jax_custom_vjp3``'s

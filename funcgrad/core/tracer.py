@@ -381,7 +381,8 @@ def trace_flat(fun: Callable, flat_args: Sequence[Any]) -> Traced:
 
     try:
         closed = jax.make_jaxpr(flat_fun)(*flat_args)
-    except jax.errors.ConcretizationTypeError as err:
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError) as err:
+        # Python control flow (if/while on a value) or a Python index taken from one (branches[i])
         raise TracingError(_python_control_flow_message(err)) from err
     return Traced(jaxpr_to_graph(closed), store["out_tree"])
 

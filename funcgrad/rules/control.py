@@ -27,30 +27,51 @@ transpose and dead-code elimination skip them too, and give finite answers).
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from jax import lax
 
+from funcgrad.core import jax_compat as jc
 from funcgrad.core.graph_edit import inputs_reached
 from funcgrad.core.interpret import eval_graph
 from funcgrad.core.ir import Graph
 from funcgrad.core.nested import differentiated, float_only, graph_backward, like, scatter_back, strong
 from funcgrad.core.registry import defnovjp, defvjp, lookup
+from funcgrad.core.sweep import checked_activity
+from funcgrad.errors import NonDifferentiableError, UnsupportedPrimitiveError
 
 # ------------------------------------------------------------------------ cond
 
 
 @defvjp("cond", symbolic_zeros=True)
-def cond_vjp(ct, index, *operands, out, branches, **params):
-    # only the branch that ran contributes: switch over the branches' backward passes
+def cond_vjp(ct, index, *operands, out, branches, branches_platforms=None, **params):
+    # only the branch that ran contributes: switch over the branches' backward passes (a
+    # lax.platform_dependent cond keeps its platforms: only the compiled-for platform's branch is built)
     cts = float_only(ct, branches[0].out_types)
     wrt = differentiated(branches[0].in_types)
 
-    def branch_backward(graph):
+    def branch_backward(k, graph):
+        if branches_platforms is not None and k != jc.platform_branch(branches_platforms):
+            if not _has_rules(graph, wrt):
+                # another platform's branch, which lowering for this one drops; its primitives may
+                # have no rule (JAX differentiates only the branch it lowers). Were it ever compiled,
+                # its cotangents are NaN: loud, never a plausible zero.
+                nan = [jnp.full(t.shape, jnp.nan, t.dtype) for t, w in zip(graph.in_types, wrt) if w]
+                return lambda ops, cts: nan
         return lambda ops, cts: graph_backward(graph, ops, cts, wrt)
 
     if not any(wrt):
         return [None] * (1 + len(operands))
-    ct_ops = lax.switch(index, [branch_backward(g) for g in branches], list(operands), cts)
+    backward = [branch_backward(k, g) for k, g in enumerate(branches)]
+    ct_ops = jc.switch(index, backward, [list(operands), cts], branches_platforms)
     return [None, *scatter_back(ct_ops, wrt)]
+
+
+def _has_rules(graph: Graph, wrt) -> bool:
+    try:
+        checked_activity(graph, wrt)
+    except (UnsupportedPrimitiveError, NonDifferentiableError):
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------ scan
