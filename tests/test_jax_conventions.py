@@ -709,3 +709,19 @@ def test_platform_dependent_branch_of_another_platform_needs_no_rule():
     g = lambda x: jnp.sum(lax.platform_dependent(x, **_on_platform(other, jnp.sin)))  # noqa: E731
     with pytest.raises(funcgrad.NonDifferentiableError):
         funcgrad.grad(g)(x)
+
+
+# ---------------------------------------------------------- 8. under jax_enable_checks
+
+
+def test_log_ndtr_differentiates_under_jax_enable_checks():
+    # lax_scipy_special_functions_test (JAX's test cases run with jax_enable_checks): log_ndtr is a
+    # custom_jvp with a nondiff argument whose rule calls it again; JAX's checks assert on its debug
+    # info when it is staged (JAX's own jit(grad) fails there), funcgrad gets past that assertion
+    f = lambda x: jnp.sum(jax.scipy.special.log_ndtr(x))  # noqa: E731
+    x = jnp.linspace(-3.0, 3.0, 5)
+    want_grad, want_hessian = jax.grad(f)(x), jax.hessian(f)(x)
+    with jax.enable_checks(True):
+        for grad in (funcgrad.grad(f), jax.jit(funcgrad.grad(f))):
+            np.testing.assert_allclose(grad(x), want_grad, rtol=1e-6)
+        np.testing.assert_allclose(funcgrad.hessian(f)(x), want_hessian, rtol=1e-5, atol=1e-6)
