@@ -82,17 +82,30 @@ class _Pullback:
     """
 
     def __init__(
-        self, graph, act, sweep_hooks, res_vars, main_tree, slots, out_avals, in_specs, leaf_argnums, arg_trees
+        self,
+        graph,
+        act,
+        sweep_hooks,
+        res_vars,
+        saved_ids,
+        main_tree,
+        slots,
+        out_avals,
+        in_specs,
+        leaf_argnums,
+        arg_trees,
     ):
         self.graph, self.act, self.hooks = graph, act, sweep_hooks
         self.res_vars = res_vars  # the Vars whose values are the residuals, in program order
+        self.saved_ids = saved_ids  # the equations (by id) whose rule's forward saved the rest
         self.main_tree = main_tree
         self.slots = slots  # per main output leaf: its graph output, or None for a leaf that depends on no input
         self.out_avals = out_avals  # per main output leaf: (shape, dtype)
         self.in_specs = in_specs  # per differentiated leaf: (graph input, its Type)
         self.leaf_argnums = leaf_argnums  # per differentiated leaf: its argnum
         self.arg_trees = arg_trees  # per argnum (in order): (argnum, structure)
-        key = (id(graph), id(act), id(sweep_hooks), main_tree, slots, out_avals, in_specs, leaf_argnums, arg_trees)
+        key = (id(graph), id(act), id(sweep_hooks), saved_ids, main_tree, slots, out_avals, in_specs, leaf_argnums)
+        key += (arg_trees,)
         try:
             hash(key)
         except TypeError:  # a custom pytree node with unhashable data: compared by identity
@@ -122,7 +135,9 @@ class _Pullback:
         for slot, c in zip(self.slots, ct_leaves):
             if slot is not None:
                 graph_cts[slot] = c
-        backward = Backward(self.graph, dict(zip(self.res_vars, residuals, strict=True)), self.act, self.hooks)
+        values, saved = residuals
+        env = dict(zip(self.res_vars, values, strict=True))
+        backward = Backward(self.graph, env, self.act, self.hooks, dict(zip(self.saved_ids, saved, strict=True)))
         with gc_paused():
             in_cts = backward(graph_cts)
         grads = [_as_cotangent_of(in_cts[slot], t) for slot, t in self.in_specs]
@@ -184,7 +199,9 @@ def _vjp(fun, args, kwargs, argnums, has_aux, allow_int, holomorphic=False, name
     readable = {id(a) for e in act.eqns for a in (*e.inputs, *e.outputs) if isinstance(a, Var)}
     program = (*graph.constvars, *graph.inputs, *(v for e in graph.eqns for v in e.outputs))
     res_vars = tuple(v for v in program if id(v) in readable)
-    residuals = tuple(backward.env[v] for v in res_vars)
+    # and what rules with their own forward saved (a custom_vjp's residuals), per equation
+    saved_ids = tuple(k for k in (id(e) for e in act.eqns) if k in backward.saved)
+    residuals = (tuple(backward.env[v] for v in res_vars), tuple(backward.saved[k] for k in saved_ids))
 
     slot_of_leaf = {leaf_i: k for k, leaf_i in enumerate(call.traced_idx)}
     in_specs = tuple((slot_of_leaf[i], graph.inputs[slot_of_leaf[i]].type) for i in call.diff_leaf_idx)
@@ -194,6 +211,7 @@ def _vjp(fun, args, kwargs, argnums, has_aux, allow_int, holomorphic=False, name
         act,
         backward.hooks,
         res_vars,
+        saved_ids,
         main_tree,
         tuple(slots),
         tuple(out_avals),

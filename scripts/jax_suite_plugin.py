@@ -50,7 +50,9 @@ def _break(primitive: str) -> None:
     def wrong(ct, *primals, **params):
         return [None if c is None else c * 1.5 for c in right(ct, *primals, **params)]
 
-    funcgrad.defvjp(primitive, wrong, symbolic_zeros=record.symbolic_zeros, perturbed=record.perturbed)
+    funcgrad.defvjp(
+        primitive, wrong, symbolic_zeros=record.symbolic_zeros, perturbed=record.perturbed, forward=record.forward
+    )
 
 
 _swap()

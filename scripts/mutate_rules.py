@@ -185,7 +185,9 @@ def run_with_rule(primitive: str, rule: Callable, checks: Sequence[Check], *, st
     """Run ``checks`` with ``rule`` registered for ``primitive`` (the original record comes back afterwards)."""
     record = registry.lookup(primitive)
     outcomes = []
-    with funcgrad.defvjp(primitive, rule, symbolic_zeros=record.symbolic_zeros, perturbed=record.perturbed):
+    with funcgrad.defvjp(
+        primitive, rule, symbolic_zeros=record.symbolic_zeros, perturbed=record.perturbed, forward=record.forward
+    ):
         for check in checks:
             outcome = run_check(check)
             outcomes.append(outcome)
@@ -269,7 +271,9 @@ def mutate_primitive(primitive: str, kinds: Sequence[str] = MUTANT_KINDS) -> Pri
 
     observer = wrapped_rule(record.vjp, observe)
     outcomes = []
-    with funcgrad.defvjp(primitive, observer, symbolic_zeros=record.symbolic_zeros, perturbed=record.perturbed):
+    with funcgrad.defvjp(
+        primitive, observer, symbolic_zeros=record.symbolic_zeros, perturbed=record.perturbed, forward=record.forward
+    ):
         for index, check in enumerate(checks):
             current[0] = index
             outcomes.append(run_check(check))

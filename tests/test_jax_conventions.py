@@ -725,3 +725,45 @@ def test_log_ndtr_differentiates_under_jax_enable_checks():
         for grad in (funcgrad.grad(f), jax.jit(funcgrad.grad(f))):
             np.testing.assert_allclose(grad(x), want_grad, rtol=1e-6)
         np.testing.assert_allclose(funcgrad.hessian(f)(x), want_hessian, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------ 9. second order through a custom_vjp
+
+
+@jax.custom_vjp
+def _sin_with_doubled_rule(x):
+    return jnp.sin(x)
+
+
+# bwd deliberately says 2 cos(x): the two conventions for the second derivative then differ
+_sin_with_doubled_rule.defvjp(lambda x: (jnp.sin(x), jnp.cos(x)), lambda cos_x, g: (2.0 * cos_x * g,))
+
+
+@jax.custom_vjp
+def _straight_through_round(x):
+    return jnp.round(x)
+
+
+_straight_through_round.defvjp(lambda x: (jnp.round(x), None), lambda _, g: (g,))
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda x: _sin_with_doubled_rule(x) ** 2,
+        lambda x: jnp.sum(_sin_with_doubled_rule(x) * x),
+        lambda x: jnp.sum(_straight_through_round(x * 3.0) ** 2),
+    ],
+    ids=["square", "times_input", "straight_through"],
+)
+def test_second_order_through_custom_vjp_follows_jaxs_convention(loss):
+    # JAX's first-order program computes the primal output with the user's fwd, so a second
+    # derivative differentiates fwd's own computation; the custom bwd applies to first-order
+    # cotangents only (funcgrad once applied it at both levels)
+    x = jnp.array([0.7, -0.2, 1.3])
+    fg = lambda x: jnp.sum(funcgrad.grad(lambda y: jnp.sum(loss(y)))(x) ** 2)  # noqa: E731
+    jx = lambda x: jnp.sum(jax.grad(lambda y: jnp.sum(loss(y)))(x) ** 2)  # noqa: E731
+    np.testing.assert_allclose(funcgrad.grad(fg)(x), jax.grad(jx)(x), rtol=1e-5)
+    scalar = lambda x: jnp.sum(loss(x))  # noqa: E731
+    np.testing.assert_allclose(funcgrad.hessian(scalar)(x), jax.hessian(scalar)(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jax.jit(funcgrad.hessian(scalar))(x), jax.hessian(scalar)(x), rtol=1e-5, atol=1e-6)

@@ -21,6 +21,7 @@ from funcgrad.checking.check_grads import find_first_mismatch
 from funcgrad.rules.registry import symbolic_zero_rules
 from tests.conftest import x64
 from tests.jax_compat import JAX_VERSION
+from tests.rule_specs.custom import custom_vjp3
 
 
 @jax.custom_jvp
@@ -59,6 +60,10 @@ def _sqrt_and_double_bwd(x, g):
 
 _sqrt_and_double_vjp.defvjp(_sqrt_and_double_fwd, _sqrt_and_double_bwd, symbolic_zeros=True)
 
+# the same function as JAX's next custom_vjp makes it (jax_custom_vjp3=True: a call_hi_primitive)
+_sqrt_and_double_vjp3 = custom_vjp3(lambda x: (jnp.sqrt(x), 2 * x))
+_sqrt_and_double_vjp3.defvjp(_sqrt_and_double_fwd, _sqrt_and_double_bwd, symbolic_zeros=True)
+
 
 def _shard_map(fun):
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("d",))
@@ -87,6 +92,7 @@ ROWS = {
     ),
     "custom_jvp_second_output": ("custom_jvp_call", lambda x: jnp.sum(_sqrt_and_double(x)[1]), VEC),
     "custom_vjp_second_output": ("custom_vjp_call", lambda x: jnp.sum(_sqrt_and_double_vjp(x)[1]), VEC),
+    "custom_vjp3_second_output": ("call_hi_primitive", lambda x: jnp.sum(_sqrt_and_double_vjp3(x)[1]), VEC),
     "cond_second_output": ("cond", lambda x: jnp.sum(lax.cond(True, _both, lambda x: (x, x), x)[1]), VEC),
     "switch_second_output": ("cond", lambda x: jnp.sum(lax.switch(1, [lambda x: (x, x), _both], x)[1]), VEC),
     "scan_unused_ys": (
@@ -132,6 +138,7 @@ JAX_FILLS_ZEROS = {"optimization_barrier_unused"}
 # (see tests/jax_compat.py)
 ROW_MIN_JAX = {
     "optimization_barrier_unused": (0, 6),
+    "custom_vjp3_second_output": (0, 10),
     "eig_values_only": (0, 10),
     "shard_map_second_output": (0, 7),
 }

@@ -49,6 +49,9 @@ class RuleRecord:
     symbolic_zeros: bool = False
     # the rule also receives ``perturbed``: per input, whether a differentiated input flows into it
     perturbed: bool = False
+    # how the sweep's forward pass evaluates an active equation: forward(*primals, **params) ->
+    # (outputs, saved); the rule then receives ``saved=`` (None if the values came from elsewhere)
+    forward: Callable | None = None
     # the module that registered it (funcgrad's own rule modules may register a primitive once)
     owner: str = ""
 
@@ -137,7 +140,14 @@ def _register(record: RuleRecord) -> Registration:
     return Registration(record, previous)
 
 
-def defvjp(primitive: str, rule: VJPRule | None = None, *, symbolic_zeros: bool = False, perturbed: bool = False):
+def defvjp(
+    primitive: str,
+    rule: VJPRule | None = None,
+    *,
+    symbolic_zeros: bool = False,
+    perturbed: bool = False,
+    forward: Callable | None = None,
+):
     """Register (or override) the VJP rule of ``primitive``; usable as a decorator.
 
     With ``symbolic_zeros=True`` a rule of a several-output primitive receives ``None``
@@ -147,6 +157,12 @@ def defvjp(primitive: str, rule: VJPRule | None = None, *, symbolic_zeros: bool 
     input: whether it depends on a differentiated input (JAX's ``perturbed`` flag, which a
     ``custom_vjp`` forward rule with ``symbolic_zeros=True`` reads). Most rules need not know:
     the sweep drops the cotangents of inputs that are not perturbed.
+
+    With ``forward=``, the forward pass of the reverse sweep evaluates an active equation of this
+    primitive by ``forward(*primals, **params)`` (plus ``perturbed=`` if asked for), which returns
+    ``(outputs, saved)``; the rule receives ``saved=``, or ``None`` where the forward values came from
+    elsewhere (a concrete trace), and must then recompute what it needs. ``custom_vjp_call`` uses it:
+    as in JAX, the user's fwd computes the primal outputs and the residuals, once.
 
     Returns a ``Registration``: it calls the rule, and ``restore()`` (or a ``with`` block)
     puts back the previous record.
@@ -161,7 +177,7 @@ def defvjp(primitive: str, rule: VJPRule | None = None, *, symbolic_zeros: bool 
             ...
     """
     owner = _caller_module(1)  # who registers: funcgrad's own rule modules may do so once per primitive
-    flags = dict(symbolic_zeros=symbolic_zeros, perturbed=perturbed, owner=owner)
+    flags = dict(symbolic_zeros=symbolic_zeros, perturbed=perturbed, forward=forward, owner=owner)
     if rule is None:
         return lambda r: _register(RuleRecord(primitive, "rule", r, **flags))
     return _register(RuleRecord(primitive, "rule", rule, **flags))

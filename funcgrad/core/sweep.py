@@ -16,6 +16,7 @@ where
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ from jax import lax
 from funcgrad.core import registry
 from funcgrad.core.activity import Activity, activity
 from funcgrad.core.hooks import SweepHooks
-from funcgrad.core.interpret import evaluate, read_all
+from funcgrad.core.interpret import evaluate_saving, read_all
 from funcgrad.core.ir import Eqn, Graph, Type, Var
 from funcgrad.errors import NonDifferentiableError, UnsupportedPrimitiveError
 
@@ -34,11 +35,15 @@ from funcgrad.errors import NonDifferentiableError, UnsupportedPrimitiveError
 class Backward:
     """The backward half of ``vjp_graph``: maps output cotangents to input cotangents."""
 
-    def __init__(self, graph: Graph, env: dict, activity: Activity, hooks: SweepHooks | None = None):
+    def __init__(
+        self, graph: Graph, env: dict, activity: Activity, hooks: SweepHooks | None = None, saved: dict | None = None
+    ):
         self.graph = graph
         self.env = env
         self.activity = activity
         self.hooks = hooks
+        # id(eqn) -> what a rule's ``forward`` saved for it in the forward pass
+        self.saved = {} if saved is None else saved
 
     @property
     def active(self) -> frozenset[int]:
@@ -57,10 +62,10 @@ class Backward:
                 continue
             needed = [is_active(a) for a in eqn.inputs]
             if self.hooks is None:
-                cts_in = apply_rule(eqn, cts, self.env, needed)
+                cts_in = apply_rule(eqn, cts, self.env, needed, self.saved)
             else:
                 with self.hooks.rule_scope(eqn, needed):
-                    cts_in = apply_rule(eqn, cts, self.env, needed)
+                    cts_in = apply_rule(eqn, cts, self.env, needed, self.saved)
                 self.hooks.after_rule(eqn, cts, cts_in, self.env)
             for atom, ct in zip(eqn.inputs, cts_in, strict=True):
                 if ct is not None and is_active(atom):
@@ -84,8 +89,27 @@ def vjp_graph(
     ``jax.debug.print`` in it, runs once.
     """
     act = checked_activity(graph, wrt)
-    env = evaluate(graph, args) if values is None else values
-    return read_all(env, graph.outputs), Backward(graph, env, act, hooks)
+    if values is not None:
+        env, saved = values, {}
+    else:
+        env, saved = evaluate_saving(graph, args, _forwards(act))
+    return read_all(env, graph.outputs), Backward(graph, env, act, hooks, saved)
+
+
+def _forwards(act: Activity) -> dict:
+    """id(eqn) -> how to evaluate it, for the active equations whose rule brings its own forward."""
+    found = {}
+    for eqn in act.eqns:
+        record = registry.lookup(eqn.primitive)
+        if record.forward is not None:
+            extra = {"perturbed": tuple(act.is_active(a) for a in eqn.inputs)} if record.perturbed else {}
+            found[id(eqn)] = functools.partial(_run_forward, record.forward, extra, eqn.params)
+    return found
+
+
+def _run_forward(forward, extra, params, *primals):
+    outs, saved = forward(*primals, **extra, **params)
+    return list(outs), saved
 
 
 def checked_activity(graph: Graph, wrt: Sequence[bool]) -> Activity:
@@ -111,7 +135,7 @@ def require_rule(eqn: Eqn) -> None:
         )
 
 
-def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = None) -> list:
+def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = None, saved: dict | None = None) -> list:
     """Run ``eqn``'s VJP rule; cotangents come back shaped and typed like the inputs.
 
     The rule gets ``ct`` and ``out`` as lists exactly when the primitive has multiple results
@@ -129,6 +153,8 @@ def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = N
     if needed is None:
         needed = [True] * len(eqn.inputs)
     extra = {"perturbed": tuple(needed)} if record.perturbed else {}
+    if record.forward is not None:
+        extra["saved"] = None if saved is None else saved.get(id(eqn))
     try:
         cts_in = record.vjp(
             cts if multiple else cts[0], *primals, out=outs if multiple else outs[0], **extra, **eqn.params

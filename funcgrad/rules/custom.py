@@ -6,9 +6,9 @@ rule is linear in the tangents, so its transpose, the VJP we need, is the VJP
 of a linear map: funcgrad traces the rule into a graph and runs its own reverse
 sweep over it with respect to the tangent inputs, at tangent zero.
 
-``custom_vjp``: the user's ``fwd`` is run again on the primal inputs to get the
-residuals (a recomputation that XLA merges with the forward pass under jit),
-then the user's ``bwd`` maps the output cotangents to input cotangents.
+``custom_vjp``: in the sweep's forward pass the user's ``fwd`` computes the primal
+outputs and the residuals (the rule's ``forward``, as JAX runs it), then the
+user's ``bwd`` maps the output cotangents to input cotangents.
 """
 
 from __future__ import annotations
@@ -80,11 +80,10 @@ def _check_tangent_shapes(rule, call, out_zeros, name: str) -> None:
             )
 
 
-# perturbed: the user's fwd is traced for the inputs a differentiated value flows into (JAX's
-# ``CustomVJPPrimal.perturbed``); symbolic_zeros: an unused output's cotangent reaches the user's
-# bwd as JAX's ``SymbolicZero`` when the function asked for them, else as zeros
-@defvjp("custom_vjp_call", symbolic_zeros=True, perturbed=True)
-def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, perturbed, **params):
+def custom_vjp_call_forward(*primals, call, vjp, num_consts, perturbed, **params):
+    """The forward pass of an active custom_vjp equation, as JAX runs it: the user's fwd computes the
+    primal outputs and the residuals (so a second derivative differentiates fwd's computation of
+    the outputs, and the custom bwd applies only to the cotangents of the first)."""
     if any(perturbed[:num_consts]):
         # JAX's exception, with JAX's message
         err = jc.custom_vjp_closure_error()
@@ -95,11 +94,24 @@ def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, perturbed, **p
         )
         raise err
     args = primals[num_consts:]
-    arg_types = [v.type for v in call.inputs[num_consts:]]
     fwd = vjp.fwd_graph(list(perturbed[num_consts:]))
-    residuals, _ = vjp.residuals(eval_graph(fwd, *args), primals[:num_consts], args)
+    residuals, outs = vjp.residuals(eval_graph(fwd, *args), primals[:num_consts], args)
+    return outs, residuals
+
+
+# perturbed: the user's fwd is traced for the inputs a differentiated value flows into (JAX's
+# ``CustomVJPPrimal.perturbed``); symbolic_zeros: an unused output's cotangent reaches the user's
+# bwd as JAX's ``SymbolicZero`` when the function asked for them, else as zeros
+@defvjp("custom_vjp_call", symbolic_zeros=True, perturbed=True, forward=custom_vjp_call_forward)
+def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, perturbed, saved, **params):
+    if saved is None:  # the forward values came from a concrete trace: run fwd for the residuals
+        _, saved = custom_vjp_call_forward(
+            *primals, call=call, vjp=vjp, num_consts=num_consts, perturbed=perturbed, **params
+        )
+    args = primals[num_consts:]
+    arg_types = [v.type for v in call.inputs[num_consts:]]
     ct = [_output_cotangent(c, t, vjp.symbolic_zeros) for c, t in zip(ct, call.out_types)]
-    cts_in = vjp.bwd(residuals, ct)
+    cts_in = vjp.bwd(saved, ct)
     if len(cts_in) != len(args):
         raise InputError(
             f"the custom_vjp backward rule of {vjp.name!r} returned {len(cts_in)} cotangents for "

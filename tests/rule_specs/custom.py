@@ -73,7 +73,7 @@ weighted_sin.defvjp(
 )
 
 
-def _custom_vjp3(fun):
+def custom_vjp3(fun):
     """``jax.custom_vjp`` as JAX's next implementation makes it (``jax_custom_vjp3=True``, jax >= 0.10):
     the function binds ``call_hi_primitive``, a "hijax" primitive that carries its own VJP interface."""
     from jax._src import config
@@ -84,7 +84,7 @@ def _custom_vjp3(fun):
         return jax.custom_vjp(fun)
 
 
-scaled_sin3 = _custom_vjp3(lambda x, y: jnp.sin(x) * y)
+scaled_sin3 = custom_vjp3(lambda x, y: jnp.sin(x) * y)
 scaled_sin3.defvjp(_scaled_sin_fwd, _scaled_sin_bwd)
 
 
@@ -93,7 +93,7 @@ def _symbolic_fwd(x, y):
     return _scaled_sin_fwd(x.value, y.value)
 
 
-scaled_sin3_symbolic = _custom_vjp3(lambda x, y: jnp.sin(x) * y)
+scaled_sin3_symbolic = custom_vjp3(lambda x, y: jnp.sin(x) * y)
 scaled_sin3_symbolic.defvjp(_symbolic_fwd, _scaled_sin_bwd, symbolic_zeros=True)
 
 
