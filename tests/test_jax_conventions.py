@@ -27,6 +27,7 @@ import funcgrad
 from tests.conftest import x64
 from tests.jax_compat import row_unavailable
 from tests.rule_specs import all_specs
+from tests.rule_specs.custom import custom_vjp3
 from tests.test_rules import TOL, _random_cotangent, _widened, differentiated
 
 
@@ -739,6 +740,11 @@ def _sin_with_doubled_rule(x):
 _sin_with_doubled_rule.defvjp(lambda x: (jnp.sin(x), jnp.cos(x)), lambda cos_x, g: (2.0 * cos_x * g,))
 
 
+# the same under JAX's next custom_vjp (jax_custom_vjp3=True: a call_hi_primitive)
+_sin_with_doubled_rule3 = custom_vjp3(lambda x: jnp.sin(x))
+_sin_with_doubled_rule3.defvjp(lambda x: (jnp.sin(x), jnp.cos(x)), lambda cos_x, g: (2.0 * cos_x * g,))
+
+
 @jax.custom_vjp
 def _straight_through_round(x):
     return jnp.round(x)
@@ -753,8 +759,9 @@ _straight_through_round.defvjp(lambda x: (jnp.round(x), None), lambda _, g: (g,)
         lambda x: _sin_with_doubled_rule(x) ** 2,
         lambda x: jnp.sum(_sin_with_doubled_rule(x) * x),
         lambda x: jnp.sum(_straight_through_round(x * 3.0) ** 2),
+        lambda x: jnp.sum(_sin_with_doubled_rule3(x) * x),
     ],
-    ids=["square", "times_input", "straight_through"],
+    ids=["square", "times_input", "straight_through", "custom_vjp3"],
 )
 def test_second_order_through_custom_vjp_follows_jaxs_convention(loss):
     # JAX's first-order program computes the primal output with the user's fwd, so a second

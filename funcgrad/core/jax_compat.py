@@ -272,17 +272,25 @@ def platform_branch(branches_platforms) -> int:
     return len(branches_platforms) - 1
 
 
-def hi_primitive_vjp(prim, perturbed: Sequence[bool], args: Sequence[Any], cts: Sequence[Any]) -> list:
-    """Input cotangents (``None`` for none) of one ``call_hi_primitive`` equation, by the primitive's
-    own reverse-mode interface (``jax._src.hijax.VJPHiPrimitive``, jax >= 0.9; ``jax_custom_vjp3``'s
-    custom_vjp is one): ``vjp_fwd(perturbed, *args)`` computes the residuals, then ``vjp_bwd`` adds
-    each input's cotangent into an accumulator, as JAX's transpose of it does. ``cts[i]`` None is a
+def hi_primitive_forward(prim, perturbed: Sequence[bool], args: Sequence[Any]) -> tuple[list, Any]:
+    """``(outputs, residuals)`` of one ``call_hi_primitive`` equation by the primitive's own reverse-mode
+    interface (``jax._src.hijax.VJPHiPrimitive``, jax >= 0.9; ``jax_custom_vjp3``'s custom_vjp is one):
+    ``vjp_fwd(perturbed, *args)``, as JAX's linearization runs it."""
+    tree_unflatten = jax.tree_util.tree_unflatten
+    out, residuals, *_ = prim.vjp_fwd(
+        tree_unflatten(prim.in_tree, list(perturbed)), *tree_unflatten(prim.in_tree, args)
+    )
+    return prim.out_tree.flatten_up_to(out), residuals
+
+
+def hi_primitive_backward(prim, perturbed: Sequence[bool], residuals: Any, cts: Sequence[Any]) -> list:
+    """Input cotangents (``None`` for none) of one ``call_hi_primitive`` equation: ``vjp_bwd`` adds each
+    input's cotangent into an accumulator, as JAX's transpose of it does. ``cts[i]`` None is a
     symbolic zero."""
     from jax._src import ad_util
     from jax._src.interpreters import ad
 
     tree_unflatten = jax.tree_util.tree_unflatten
-    _, residuals, *_ = prim.vjp_fwd(tree_unflatten(prim.in_tree, list(perturbed)), *tree_unflatten(prim.in_tree, args))
     cts = [ad_util.Zero(a.to_ct_aval()) if c is None else c for a, c in zip(prim.out_avals_flat, cts)]
     accums = [
         ad.ValAccum(a.to_ct_aval()) if p else ad.NullAccum(a.to_ct_aval())

@@ -131,8 +131,16 @@ def _output_cotangent(ct, t, symbolic: bool):
 
 
 # JAX's "hijax" primitives (``jax._src.hijax.VJPHiPrimitive``): each carries its own reverse-mode
-# interface, which funcgrad calls as JAX's transpose does. ``jax.custom_vjp`` under
-# ``jax_custom_vjp3=True`` (JAX's next custom_vjp) binds one.
-@defvjp("call_hi_primitive", symbolic_zeros=True, perturbed=True)
-def call_hi_primitive_vjp(ct, *primals, out, _prim, perturbed, **params):
-    return jc.hi_primitive_vjp(_prim, perturbed, primals, ct)
+# interface, which funcgrad calls as JAX's linearization and transpose do: vjp_fwd in the forward
+# pass (the primal outputs and residuals; the second-order convention of custom_vjp above), vjp_bwd
+# in the backward one. ``jax.custom_vjp`` under ``jax_custom_vjp3=True`` (JAX's next custom_vjp)
+# binds one.
+def call_hi_primitive_forward(*primals, _prim, perturbed, **params):
+    return jc.hi_primitive_forward(_prim, perturbed, primals)
+
+
+@defvjp("call_hi_primitive", symbolic_zeros=True, perturbed=True, forward=call_hi_primitive_forward)
+def call_hi_primitive_vjp(ct, *primals, out, _prim, perturbed, saved, **params):
+    if saved is None:  # the forward values came from a concrete trace
+        _, saved = jc.hi_primitive_forward(_prim, perturbed, primals)
+    return jc.hi_primitive_backward(_prim, perturbed, saved, ct)
