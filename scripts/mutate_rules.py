@@ -49,6 +49,7 @@ if str(ROOT) not in sys.path:
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import funcgrad  # noqa: E402
@@ -96,10 +97,27 @@ def _swap_pair(primals, cts) -> tuple[int, int] | None:
 
 
 def applies(kind: str, primals: Sequence, cts: Sequence) -> bool:
-    """Whether mutant ``kind`` changes the cotangents ``cts`` a rule returned for ``primals``."""
-    if kind == "swap":
-        return _swap_pair(primals, cts) is not None
-    return bool(_float_cotangents(cts))
+    """Whether mutant ``kind`` changes the cotangents ``cts`` a rule returned for ``primals``.
+
+    A mutant that leaves every value as it was is *equivalent* there (swapping two equal cotangents,
+    as ``add`` returns; scaling a NaN): no test could tell it from the rule, so it does not count.
+    Traced cotangents (under ``jax.jit``) cannot be compared and count as changed."""
+    if kind == "swap" and _swap_pair(primals, cts) is None:
+        return False
+    if kind != "swap" and not _float_cotangents(cts):
+        return False
+    return _changes(cts, mutate(kind, primals, cts))
+
+
+def _changes(before: Sequence, after: Sequence) -> bool:
+    for a, b in zip(before, after):
+        if a is b:
+            continue
+        if isinstance(a, jax.core.Tracer) or isinstance(b, jax.core.Tracer):
+            return True
+        if not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True):
+            return True
+    return False
 
 
 def mutate(kind: str, primals: Sequence, cts: Sequence) -> list:
@@ -315,8 +333,11 @@ def mutate_primitive(primitive: str, kinds: Sequence[str] = MUTANT_KINDS) -> Pri
 
 def _why_not_applicable(kind: str) -> str:
     if kind == "swap":
-        return "no call has two differentiable inputs whose cotangents match in shape and dtype"
-    return "no call returns a floating-point cotangent"
+        return (
+            "no call has two differentiable inputs whose cotangents match in shape and dtype and differ "
+            "(equal ones, as add's, make the swap an equivalent mutant)"
+        )
+    return "no call returns a floating-point cotangent the mutant changes (a NaN stays NaN, zeros stay zeros)"
 
 
 def _mutate_safely(primitive: str, kinds: Sequence[str]) -> PrimitiveResult:

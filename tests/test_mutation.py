@@ -97,6 +97,11 @@ def test_mutants_change_only_floating_cotangents():
     np.testing.assert_allclose(swapped[2], 3.0)
     assert not mutate_rules.applies("swap", [x, jnp.ones(2)], [cts[0], jnp.ones(2)])  # shapes differ
     assert not mutate_rules.applies("drop", [i], [None])
+    # equivalent mutants do not count: equal cotangents swapped (add's), a NaN scaled, zeros dropped
+    assert not mutate_rules.applies("swap", [x, y], [cts[0], cts[0]])
+    assert not mutate_rules.applies("scale", [x], [jnp.full(3, jnp.nan)])
+    assert not mutate_rules.applies("drop", [x], [jnp.zeros(3)])
+    assert mutate_rules.applies("swap", primals, cts) and mutate_rules.applies("scale", primals, cts)
 
 
 def test_report_lists_survivors_and_rates():

@@ -92,9 +92,20 @@ def test_second_derivative_of_igamma_in_a_is_refused():
 def test_derivatives_jax_does_not_define():
     with x64():
         x = jnp.array([0.5, 1.5])
-        # the order of polygamma has no derivative: NaN (JAX raises), while x's is exact
-        g_m, g_x = funcgrad.grad(lambda m, v: lax.polygamma(m, v).sum(), (0, 1))(jnp.ones(2), x)
-        assert np.all(np.isnan(g_m))
+        # the order of polygamma and a, b of betainc have no derivative: JAX raises a ValueError with
+        # these words, and so does funcgrad (once it returned NaN); x's derivative is exact
+        refusals = [
+            (lambda m: lax.polygamma(m, x).sum(), "polygamma gradient with respect to m is not supported"),
+            (lambda a: lax.betainc(a, 2.0 * a, x / 2).sum(), "Betainc gradient with respect to a and b"),
+            (lambda b: lax.betainc(2.0, b, x / 2).sum(), "Betainc gradient with respect to a and b"),
+        ]
+        for f, words in refusals:
+            with pytest.raises(ValueError, match=words):
+                jax.grad(f)(jnp.ones(2))
+            with pytest.raises(ValueError, match=words) as e:
+                funcgrad.grad(f)(jnp.ones(2))
+            assert isinstance(e.value, funcgrad.NonDifferentiableError) and "fix:" in str(e.value)
+        g_x = funcgrad.grad(lambda v: lax.polygamma(jnp.ones(2), v).sum())(x)
         np.testing.assert_allclose(g_x, jax.grad(lambda v: lax.polygamma(jnp.ones(2), v).sum())(x), rtol=1e-12)
         with pytest.raises(funcgrad.NonDifferentiableError, match="jax.scipy.special.zeta"):
             funcgrad.grad(lambda v: lax.zeta(v, 2.0).sum())(x + 2)

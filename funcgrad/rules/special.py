@@ -7,10 +7,10 @@ which is R-linear, with no extra conjugation. For a holomorphic f that is
 ``conj`` to ``conj(ct)``, and ``jax.grad`` of a real function of ``z = x + iy``
 comes out as ``df/dx - i df/dy``, exactly as JAX returns it.
 
-Derivatives JAX does not define: JAX raises for the order ``m`` of
-``polygamma`` and for ``a``, ``b`` of ``regularized_incomplete_beta``. A rule
-cannot tell whether such an input is being differentiated, so funcgrad gives
-it a NaN cotangent (dropped when the input is a constant, as it usually is).
+Derivatives JAX does not define: JAX raises (a ``ValueError``) for the order
+``m`` of ``polygamma`` and for ``a``, ``b`` of ``regularized_incomplete_beta``,
+and so do these rules, when such an input is being differentiated (they ask for
+``perturbed``); when it is a constant, as it usually is, it gets no cotangent.
 The derivative helpers ``igamma_grad_a`` and ``random_gamma_grad`` have no
 derivative in JAX and are refused (``defnovjp``).
 """
@@ -21,11 +21,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from funcgrad.core.registry import defnovjp, defvjp, defzero
-
-
-def _nan_like(x):
-    return jnp.full(jnp.shape(x), jnp.nan, jnp.result_type(x))
-
+from funcgrad.errors import NonDifferentiableError
 
 # ------------------------------------------------------------- complex numbers
 
@@ -75,18 +71,30 @@ def igammac_vjp(ct, a, x, *, out, **params):
     return -ct * lax.igamma_grad_a(a, x), -ct * _igamma_dx(a, x)
 
 
-@defvjp("polygamma")
-def polygamma_vjp(ct, m, x, *, out, **params):
+def _refuse(sentence: str, what: str) -> NonDifferentiableError:
+    return NonDifferentiableError(
+        f"{sentence} (JAX's words: it defines no derivative there either)\n"
+        f"  fix: differentiate with respect to x only, e.g. pass {what} as a constant or through "
+        "lax.stop_gradient"
+    )
+
+
+@defvjp("polygamma", perturbed=True)
+def polygamma_vjp(ct, m, x, *, out, perturbed, **params):
     # d/dx psi^(m)(x) = psi^(m+1)(x); no derivative in the order m (JAX raises)
-    return _nan_like(ct), ct * lax.polygamma(m + 1, x)
+    if perturbed[0]:
+        raise _refuse("polygamma gradient with respect to m is not supported", "the order m")
+    return None, ct * lax.polygamma(m + 1, x)
 
 
-@defvjp("regularized_incomplete_beta")
-def regularized_incomplete_beta_vjp(ct, a, b, x, *, out, **params):
+@defvjp("regularized_incomplete_beta", perturbed=True)
+def regularized_incomplete_beta_vjp(ct, a, b, x, *, out, perturbed, **params):
     # d/dx I_x(a, b) = x^(a-1) (1-x)^(b-1) / B(a, b); none in a, b (JAX raises)
+    if perturbed[0] or perturbed[1]:
+        raise _refuse("Betainc gradient with respect to a and b not supported.", "a and b")
     log_beta = lax.lgamma(a) + lax.lgamma(b) - lax.lgamma(a + b)
     dx = jnp.exp((b - 1) * jnp.log1p(-x) + (a - 1) * jnp.log(x) - log_beta)
-    return _nan_like(ct), _nan_like(ct), ct * dx
+    return None, None, ct * dx
 
 
 @defvjp("bessel_i0e")
