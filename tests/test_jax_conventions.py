@@ -10,6 +10,13 @@
 * ``dynamic_slice`` / ``dynamic_update_slice`` at negative or out-of-range starts send the cotangent
   where the forward read or wrote (lax clamps the start).
 * ``copy``'s cotangent is a copy, as JAX's transpose makes one.
+* ``custom_vjp`` / ``custom_jvp``: the user's rules see what JAX gives them (``perturbed`` flags,
+  ``SymbolicZero`` cotangents and tangents), JAX's own checks of them keep their exception classes,
+  a rule that applies the function to tangents is transposed through the body, and a second
+  derivative follows JAX's convention (fwd's computation is differentiated, bwd applies at first
+  order only), also for JAX's next custom_vjp (``jax_custom_vjp3``, a ``call_hi_primitive``).
+* ``lax.platform_dependent`` compiles and differentiates only this platform's branch.
+* ``jax_enable_checks`` (as JAX's test cases run) does not stop ``log_ndtr``'s gradient.
 """
 
 from __future__ import annotations
