@@ -21,8 +21,9 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import jax
 import numpy as np
+
+from funcgrad.core.accumulation import carries_gradient
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,12 +44,9 @@ class Type:
 
     @property
     def is_float(self) -> bool:
-        """True for dtypes that carry gradients (floating and complex)."""
-        try:
-            # jax.dtypes knows the ml_dtypes floats (bfloat16, float8_*) that NumPy does not
-            return bool(jax.dtypes.issubdtype(self.dtype, np.inexact))
-        except TypeError:  # extended dtypes such as PRNG keys
-            return False
+        """True for dtypes that carry gradients (floating and complex, and extended dtypes whose
+        tangent is not float0; PRNG keys carry none)."""
+        return carries_gradient(self.dtype)
 
     def short(self) -> str:
         return f"{_dtype_short(self.dtype)}[{','.join(map(str, self.shape))}]"

@@ -19,6 +19,7 @@ from typing import Any
 import jax.numpy as jnp
 from jax import lax
 
+from funcgrad.core.accumulation import add_cotangents, zero_cotangent
 from funcgrad.core.ir import Graph, Type
 from funcgrad.core.sweep import vjp_graph
 from funcgrad.core.tracer import trace_flat
@@ -65,8 +66,15 @@ def like(ct, primal, t: Type):
     Loop carries and branch outputs must keep one type; adding a zero shaped like the primal makes
     an invariant cotangent (e.g. the driver's zeros) varying where the primal is.
     """
+    if _has_own_accumulation(t):  # (an extended dtype's zero is its own, e.g. -inf for max)
+        zero = zero_cotangent(t.shape, t.dtype)
+        return zero if ct is None else add_cotangents(strong(ct, t), zero)
     zero = jnp.zeros_like(primal, dtype=t.dtype)
     return zero if ct is None else lax.add(strong(ct, t), zero)
+
+
+def _has_own_accumulation(t: Type) -> bool:
+    return hasattr(getattr(t.dtype, "_rules", None), "add")
 
 
 def graph_backward(graph: Graph, args: Sequence[Any], out_cts: Sequence[Any], wrt: Sequence[bool]) -> list:

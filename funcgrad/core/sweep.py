@@ -25,6 +25,7 @@ import numpy as np
 from jax import lax
 
 from funcgrad.core import registry
+from funcgrad.core.accumulation import add_cotangents, zero_cotangent
 from funcgrad.core.activity import Activity, activity
 from funcgrad.core.hooks import SweepHooks
 from funcgrad.core.interpret import evaluate_saving, read_all
@@ -175,7 +176,7 @@ def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = N
 def accumulate(ct_env: dict, v: Var, ct: Any) -> None:
     """Add ``ct`` into ``v``'s cotangent: fan-out sums its branches' contributions."""
     prev = ct_env.get(v)
-    ct_env[v] = ct if prev is None else lax.add(prev, ct)
+    ct_env[v] = ct if prev is None else add_cotangents(prev, ct)
 
 
 def fit_to_type(ct: Any, t: Type) -> Any:
@@ -211,4 +212,4 @@ def unbroadcast(ct: Any, shape: tuple[int, ...]) -> Any:
 
 
 def zeros_like_type(t: Type) -> Any:
-    return jnp.zeros(t.shape, t.dtype)
+    return zero_cotangent(t.shape, t.dtype)

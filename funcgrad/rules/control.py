@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from funcgrad.core import jax_compat as jc
+from funcgrad.core.accumulation import add_cotangents
 from funcgrad.core.graph_edit import inputs_reached
 from funcgrad.core.interpret import eval_graph
 from funcgrad.core.ir import Graph
@@ -133,7 +134,7 @@ def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, unro
         in_cts = graph_backward(body, [*consts, *carry, *x], [*full_ct_carry, *ct_y], wrt)
         n_c, n_k = sum(wrt_const), sum(wrt_carry)
         step_consts, step_carry, step_x = in_cts[:n_c], in_cts[n_c : n_c + n_k], in_cts[n_c + n_k :]
-        ct_consts = [lax.add(a, b) for a, b in zip(ct_consts, step_consts)]
+        ct_consts = [add_cotangents(a, b) for a, b in zip(ct_consts, step_consts)]
         return (ct_consts, step_carry), step_x
 
     acc0 = (

@@ -53,6 +53,19 @@ def convert_element_type_vjp(ct, x, *, out, new_dtype, **params):
     return (ct,)
 
 
+# casts to and from an extended dtype (lax.convert_element_type binds these for one, e.g. Flax's fp8
+# metadata dtype): linear, transposed into the cast back (the sweep's own cast cannot reach an
+# extended dtype, so the rules make it)
+@defvjp("to_edtype")
+def to_edtype_vjp(ct, x, *, out, edtype, **params):
+    return (lax.convert_element_type(ct, jnp.result_type(x)),)
+
+
+@defvjp("from_edtype")
+def from_edtype_vjp(ct, x, *, out, dtype, **params):
+    return (lax.convert_element_type(ct, x.dtype),)
+
+
 @defvjp("copy")
 def copy_vjp(ct, x, *, out, **params):
     # JAX transposes copy into another copy (ad.deflinear(copy_p, lambda t: [copy_p.bind(t)])): the

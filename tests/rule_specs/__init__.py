@@ -38,6 +38,9 @@ class RuleSpec:
     # the first JAX release on which ``fn`` produces ``primitive`` (older releases lack the primitive or
     # lower ``fn`` differently); the row is skipped on older releases, e.g. (0, 10) for ``stack``
     min_jax: tuple[int, ...] = ()
+    # a function with the same values and derivatives that JAX can differentiate, for rows where JAX's
+    # own rule fails (from_edtype: JAX's transpose reads .dtype off an undefined primal); None: ``fn``
+    reference: Callable[..., Any] | None = None
 
     @property
     def id(self) -> str:

@@ -1,9 +1,11 @@
 """Rows for shape, dtype, reduction and contraction primitives."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from tests.extended_dtypes import MAX_GRAD32
 from tests.rule_specs import RuleSpec, fixed, unary
 
 
@@ -100,3 +102,35 @@ SPECS += [
     ),
 ]
 # found by fuzzing on jax 0.7: a product over axes of total size 0
+
+
+# casts to and from an extended dtype (tests/extended_dtypes.py: float32 values that accumulate by
+# max, as Flax's fp8 metadata). to_edtype: its cotangent comes back through a custom_vjp whose bwd
+# hands one of the extended dtype; from_edtype: JAX's own transpose fails, so the reference is the
+# same function without the round trip.
+@jax.custom_vjp
+def _through_max_grad(x, h):
+    return x * 2.0
+
+
+_through_max_grad.defvjp(
+    lambda x, h: (x * 2.0, x),
+    lambda x, g: (g * 2.0, lax.convert_element_type(g * x, MAX_GRAD32)),
+)
+
+
+SPECS += [
+    RuleSpec(
+        "to_edtype",
+        lambda x: _through_max_grad(jnp.sin(x), lax.convert_element_type(x, MAX_GRAD32)),
+        unary(),
+        dtypes=("float32",),
+    ),
+    RuleSpec(
+        "from_edtype",
+        lambda x: lax.convert_element_type(lax.convert_element_type(x, MAX_GRAD32), jnp.float32) * jnp.sin(x),
+        unary(),
+        dtypes=("float32",),
+        reference=lambda x: x * jnp.sin(x),
+    ),
+]
