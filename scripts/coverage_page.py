@@ -108,8 +108,6 @@ EXCLUDED = {
     "funcgrad evaluates that fwd, never differentiates it",
     "stage": "internal staging marker",
     "tie": "internal ordering primitive",
-    "from_edtype": "extended-dtype internals",
-    "to_edtype": "extended-dtype internals",
     "linear_call": "experimental jax.custom_derivatives.linear_call: not supported yet",
     "layout_constraint": "experimental layout API (with_layout_constraint): not supported yet",
     "pbroadcast": "GPU-only collective (no CPU lowering, and JAX cannot vmap it): no rule, since the "
