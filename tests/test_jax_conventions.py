@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 
 import jax
@@ -781,3 +782,25 @@ def test_second_order_through_custom_vjp_follows_jaxs_convention(loss):
     scalar = lambda x: jnp.sum(loss(x))  # noqa: E731
     np.testing.assert_allclose(funcgrad.hessian(scalar)(x), jax.hessian(scalar)(x), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(jax.jit(funcgrad.hessian(scalar))(x), jax.hessian(scalar)(x), rtol=1e-5, atol=1e-6)
+
+
+def test_nondiff_argnums_get_the_callers_array_not_a_tracer():
+    # jax.grad hands a function its non-differentiated arguments as they are, and custom_vjp insists
+    # that nondiff_argnums hold no tracer (Equinox and Flax pass arrays there)
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+    def scaled(x, scale):
+        return x * scale
+
+    scaled.defvjp(lambda x, scale: (x * scale, None), lambda scale, _, g: (g * scale * 2.0,))
+    loss = lambda x, s: jnp.sum(scaled(x, s))  # noqa: E731
+    x = jnp.ones(3)
+    for s in (jnp.array(2.0), jnp.array(5.0), jnp.array(2.0)):  # new values each call: not a stale graph
+        np.testing.assert_allclose(funcgrad.grad(loss)(x, s), jax.grad(loss)(x, s))
+        v, g = funcgrad.value_and_grad(loss)(x, s)
+        np.testing.assert_allclose(v, loss(x, s))
+    # where JAX itself hands it a tracer (differentiating the scale, or under jit), both refuse alike
+    for transform in (lambda g: g(loss, argnums=(0, 1)), lambda g: jax.jit(g(loss))):
+        with pytest.raises(jax.errors.UnexpectedTracerError):
+            transform(jax.grad)(x, jnp.array(2.0))
+        with pytest.raises(jax.errors.UnexpectedTracerError):
+            transform(funcgrad.grad)(x, jnp.array(2.0))

@@ -48,6 +48,22 @@ class TraceCache:
         self._hits = self._misses = self._uncacheable = 0
         # signatures whose abstract trace failed on Python control flow: traced concretely each call
         self._concrete: collections.OrderedDict = collections.OrderedDict()
+        # signatures whose non-differentiated arrays must be constants of the graph (traced each call)
+        self._constants: collections.OrderedDict = collections.OrderedDict()
+
+    def needs_constants(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._constants
+
+    def mark_constants(self, key: Hashable | None) -> None:
+        """This signature's non-differentiated arrays must be traced as constants (a custom_vjp's
+        nondiff_argnums): its abstract trace is not tried again."""
+        if key is None:
+            return
+        with self._lock:
+            self._constants[key] = True
+            while len(self._constants) > self.maxsize:
+                self._constants.popitem(last=False)
 
     def needs_concrete(self, key: Hashable) -> bool:
         with self._lock:
@@ -88,6 +104,7 @@ class TraceCache:
         with self._lock:
             self._entries.clear()
             self._concrete.clear()
+            self._constants.clear()
             self._hits = self._misses = self._uncacheable = 0
 
 

@@ -185,6 +185,15 @@ class Call:
                 self.traced_idx.append(i)
                 self.wrt.append(False)
 
+    def bake_undifferentiated_arrays(self) -> None:
+        """Pass the arrays of non-differentiated arguments into the function as the caller gave them
+        (constants of the graph), not as tracers: what ``jax.grad`` hands a function, and what a
+        ``custom_vjp``/``custom_jvp`` function requires of its ``nondiff_argnums``."""
+        diff = set(self.diff_leaf_idx)
+        kept = [(i, w) for i, w in zip(self.traced_idx, self.wrt) if i in diff]
+        self.traced_idx = [i for i, _ in kept]
+        self.wrt = [w for _, w in kept]
+
     def traced_values(self) -> list:
         return [self.leaves[i] for i in self.traced_idx]
 
@@ -212,8 +221,11 @@ def trace_call_values(call: Call) -> Traced:
     if key is not None:
         # float64 on or off: the same Python scalars and NumPy float64 arrays trace to other dtypes
         key = (key, call.static_outputs, jax.dtypes.canonicalize_dtype(np.float64) == np.float64)
-    values = call.traced_values()
     with gc_paused():
+        if key is not None and trace_cache.needs_constants(key):
+            call.bake_undifferentiated_arrays()
+            return trace_flat(call.flat_fun, call.traced_values())
+        values = call.traced_values()
         if key is not None and trace_cache.needs_concrete(key) and can_trace_concretely(values):
             return trace_concrete(call.flat_fun, values)
         try:
@@ -223,6 +235,16 @@ def trace_call_values(call: Call) -> Traced:
                 raise  # under jit/vmap: today's clear error
             traced = trace_concrete(call.flat_fun, values)
             trace_cache.mark_concrete(key)
+            return traced
+        except jax.errors.UnexpectedTracerError as err:
+            # a custom_vjp/custom_jvp function got a traced array in its nondiff_argnums: jax.grad hands
+            # the function its non-differentiated arguments as they are, so trace again with them baked
+            # in (not cached by shape: their values are in the graph)
+            if "nondiff_argnums" not in str(err) or len(call.traced_idx) == len(call.diff_leaf_idx):
+                raise
+            call.bake_undifferentiated_arrays()
+            traced = trace_flat(call.flat_fun, call.traced_values())
+            trace_cache.mark_constants(key)
             return traced
 
 
