@@ -308,3 +308,15 @@ def test_wrong_example_shape_is_a_clear_error():
         nn.Conv2d(2, 3).init((4, 1, 8, 8), key=KEY)
     with pytest.raises(ValueError, match="unique"):
         nn.Serial(("a", nn.Relu()), ("a", nn.Tanh()))
+
+
+def test_a_layer_is_callable_as_the_lecture_writes_it():
+    # G(w, x): calling a layer applies it (here the lecture's mynet)
+    model = nn.mynet(6, 4, 3)
+    w = model.init((6,), key=jax.random.key(0))
+    x = jnp.linspace(-1.0, 1.0, 6)
+    np.testing.assert_array_equal(model(w, x), model.apply(w, x))
+    loss = lambda w: jnp.sum(model(w, x) ** 2)  # noqa: E731
+    jax.tree.map(np.testing.assert_allclose, funcgrad.grad(loss)(w), jax.grad(loss)(w))
+    init, apply, name = model  # still the (init, apply) pair it always was
+    assert apply is model.apply and name == model.name

@@ -150,7 +150,7 @@ def test_fit_records_metrics_and_shows_progress(capsys):
     )
     assert len(history.metrics) == 4 and all(0.0 <= m["acc"] <= 1.0 for m in history.metrics)
     err = capsys.readouterr().err  # progress goes to stderr, so stdout stays parseable
-    assert "demo  [" in err and "4/4 epochs" in err and "acc" in err
+    assert "demo: 100%" in err and "4/4" in err and "acc=" in err  # tqdm's bar, the metrics beside it
 
 
 def test_progress_bar_prints_a_few_lines_when_not_a_terminal():
@@ -159,8 +159,10 @@ def test_progress_bar_prints_a_few_lines_when_not_a_terminal():
     for _ in range(100):
         bar.update(1, loss=0.5)
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 4
-    assert lines[-1].startswith("run  [" + "#" * 24 + "] 100/100 epochs  loss 0.5")
+    assert len(lines) == 4  # whole lines, no carriage-return redraws, in a log
+    assert lines[0].startswith("run:  25%") and "25/100" in lines[0]
+    assert lines[-1].startswith("run: 100%") and "100/100" in lines[-1] and "loss=0.5" in lines[-1]
+    assert "\r" not in stream.getvalue()
 
 
 def test_bad_data_is_a_clear_error():

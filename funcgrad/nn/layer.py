@@ -22,7 +22,8 @@ Shape = tuple[int, ...]
 
 
 class Layer(NamedTuple):
-    """A parametrised model ``G`` as an ``(init, apply)`` pair, as in ``jax.example_libraries.stax``.
+    """A parametrised model ``G`` as an ``(init, apply)`` pair, as in ``jax.example_libraries.stax``;
+    calling it, ``layer(w, x)``, applies it.
 
     Attributes:
       init: ``init(in_shape, *, key) -> params``; ``in_shape`` is the shape of one example
@@ -34,6 +35,10 @@ class Layer(NamedTuple):
     init: Callable[..., Params]
     apply: Callable[[Params, jax.Array], jax.Array]
     name: str
+
+    def __call__(self, params: Params, x: jax.Array) -> jax.Array:
+        """``layer(w, x)`` is ``layer.apply(w, x)``: the model ``G(w, x)`` of the lecture."""
+        return self.apply(params, x)
 
 
 def shape_of(in_shape) -> Shape:
