@@ -1,18 +1,25 @@
 """The extension API: registering a rule for a new primitive and overriding an existing one."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax._src import dispatch  # how JAX itself implements a primitive it compiles
 from jax.extend.core import Primitive
+from jax.interpreters import mlir
 
 import funcgrad
 from funcgrad.errors import UnsupportedPrimitiveError
 from funcgrad.rules.registry import lookup, symbolic_zero_rules, vjp_rules
 
+# a primitive JAX evaluates by compiling it (no Python implementation funcgrad could differentiate
+# through): it needs a rule
 cube_p = Primitive("funcgrad_test_cube")
-cube_p.def_impl(lambda x: x**3)
+cube_p.def_impl(functools.partial(dispatch.apply_primitive, cube_p))
 cube_p.def_abstract_eval(lambda x: jax.core.ShapedArray(x.shape, x.dtype))
+mlir.register_lowering(cube_p, mlir.lower_fun(lambda x: x**3, multiple_results=False))
 
 
 def uses_cube(x):
@@ -110,3 +117,49 @@ def test_symbolic_zeros_registration(symbolic_zeros):
     else:  # zeros are filled in, and the rule's 0 * inf is the rule's own business
         np.testing.assert_array_equal(ct_sqrt, [0.0, 0.0])
         assert np.isnan(g[0]) and g[1] == 2.0
+
+
+# ------------------------------------------- primitives differentiated through their implementation
+
+
+def _softplus(x, *, beta):
+    return jnp.log1p(jnp.exp(beta * x)) / beta
+
+
+softplus_p = Primitive("funcgrad_test_softplus")  # a user's primitive with no funcgrad rule
+softplus_p.def_impl(_softplus)
+softplus_p.def_abstract_eval(lambda x, *, beta: jax.core.ShapedArray(x.shape, x.dtype))
+mlir.register_lowering(softplus_p, mlir.lower_fun(_softplus, multiple_results=False))
+
+split_p = Primitive("funcgrad_test_split_signs")  # several results
+split_p.multiple_results = True
+split_p.def_impl(lambda x: [jnp.maximum(x, 0.0), jnp.minimum(x, 0.0) ** 2])
+split_p.def_abstract_eval(lambda x: [jax.core.ShapedArray(x.shape, x.dtype)] * 2)
+mlir.register_lowering(
+    split_p, mlir.lower_fun(lambda x: [jnp.maximum(x, 0.0), jnp.minimum(x, 0.0) ** 2], multiple_results=True)
+)
+
+
+def test_a_primitive_without_a_rule_is_differentiated_through_its_python_implementation():
+    assert lookup("funcgrad_test_softplus") is None
+    f = lambda x: jnp.sum(softplus_p.bind(x, beta=2.0) * x)  # noqa: E731
+    reference = lambda x: jnp.sum(_softplus(x, beta=2.0) * x)  # noqa: E731
+    x = jnp.linspace(-1.0, 1.0, 5)
+    np.testing.assert_allclose(funcgrad.grad(f)(x), jax.grad(reference)(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(funcgrad.grad(f))(x), jax.grad(reference)(x), rtol=1e-6)
+    np.testing.assert_allclose(funcgrad.hessian(f)(x), jax.hessian(reference)(x), rtol=1e-5, atol=1e-6)
+    g = lambda x: jnp.sum(split_p.bind(x)[1] * 3.0 + split_p.bind(x)[0])  # noqa: E731
+    ref_g = lambda x: jnp.sum(jnp.minimum(x, 0.0) ** 2 * 3.0 + jnp.maximum(x, 0.0))  # noqa: E731
+    np.testing.assert_allclose(funcgrad.grad(g)(x), jax.grad(ref_g)(x), rtol=1e-6)
+    # a registered rule comes first
+    with funcgrad.defvjp("funcgrad_test_softplus", lambda ct, x, *, out, beta: (ct * 100.0,)):
+        np.testing.assert_allclose(funcgrad.grad(lambda x: jnp.sum(softplus_p.bind(x, beta=2.0)))(x), 100.0)
+
+
+def test_equinox_noinline_is_differentiated_through_its_implementation():
+    import equinox.internal as eqxi  # a test dependency (pyproject's test extra)
+
+    f = lambda x: jnp.sum(eqxi.noinline(lambda y: jnp.sin(y) * y)(x) ** 2)  # noqa: E731
+    x = jnp.linspace(-1.0, 1.0, 4)
+    np.testing.assert_allclose(funcgrad.grad(f)(x), jax.grad(f)(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(funcgrad.grad(f))(x), jax.grad(f)(x), rtol=1e-6)

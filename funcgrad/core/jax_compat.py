@@ -9,6 +9,7 @@ the jaxpr format is absorbed here. Each shim says which releases it is for
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -244,6 +245,27 @@ def _custom_derivative_types() -> tuple[type, ...]:
 
 # the classes of custom_vjp / custom_jvp functions (whose rules defvjp/defjvp replace in place)
 CUSTOM_DERIVATIVE_TYPES = _custom_derivative_types()
+
+
+def is_tracer(x) -> bool:
+    return isinstance(x, Tracer)
+
+
+def python_impl(eqn_impl) -> tuple[Callable | None, str]:
+    """``(impl, library)`` of the JAX primitive an equation binds (its ``impl`` from the tracer): the
+    Python function it was defined with (``Primitive.def_impl``), or None for one JAX evaluates by
+    compiling the primitive itself; and the module that defined that function ("" if unknown)."""
+    from jax._src import dispatch
+
+    primitive = getattr(eqn_impl, "primitive", None)
+    impl = getattr(primitive, "impl", None)
+    if impl is None:
+        return None, ""
+    inner = impl.func if isinstance(impl, functools.partial) else impl
+    library = getattr(inner, "__module__", "") or ""
+    if inner is dispatch.apply_primitive:
+        return None, library
+    return impl, library
 
 
 def switch(index, branches: Sequence[Callable], operands: Sequence[Any], branches_platforms=None) -> Any:

@@ -29,7 +29,7 @@ import dataclasses
 import functools
 import sys
 from collections.abc import Callable, Iterator, Mapping, Set
-from typing import Literal
+from typing import Any, Literal
 
 VJPRule = Callable[..., "tuple | list"]
 Kind = Literal["rule", "zero", "stop", "refused"]
@@ -181,6 +181,29 @@ def defvjp(
     if rule is None:
         return lambda r: _register(RuleRecord(primitive, "rule", r, **flags))
     return _register(RuleRecord(primitive, "rule", rule, **flags))
+
+
+# what decides a record for an equation whose primitive has none (funcgrad.rules.implementation:
+# differentiate the primitive's Python implementation); each returns a record or None
+_fallbacks: list[Callable[[Any], RuleRecord | None]] = []
+
+
+def deffallback(factory: Callable[[Any], RuleRecord | None]) -> None:
+    """Add ``factory(eqn) -> RuleRecord | None``, asked for an equation whose primitive has no record."""
+    _fallbacks.append(factory)
+    _version[0] += 1
+
+
+def lookup_eqn(eqn) -> RuleRecord | None:
+    """The record for ``eqn``: its primitive's, else the first fallback's, else None."""
+    record = _records.get(eqn.primitive)
+    if record is not None:
+        return record
+    for factory in _fallbacks:
+        found = factory(eqn)
+        if found is not None:
+            return found
+    return None
 
 
 def _zero_vjp(ct, *primals, out, **params):

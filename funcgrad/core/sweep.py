@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from funcgrad.core import jax_compat as jc
 from funcgrad.core import registry
 from funcgrad.core.accumulation import add_cotangents, zero_cotangent
 from funcgrad.core.activity import Activity, activity
@@ -101,7 +102,7 @@ def _forwards(act: Activity) -> dict:
     """id(eqn) -> how to evaluate it, for the active equations whose rule brings its own forward."""
     found = {}
     for eqn in act.eqns:
-        record = registry.lookup(eqn.primitive)
+        record = registry.lookup_eqn(eqn)
         if record.forward is not None:
             extra = {"perturbed": tuple(act.is_active(a) for a in eqn.inputs)} if record.perturbed else {}
             found[id(eqn)] = functools.partial(_run_forward, record.forward, extra, eqn.params)
@@ -124,16 +125,25 @@ def checked_activity(graph: Graph, wrt: Sequence[bool]) -> Activity:
 def require_rule(eqn: Eqn) -> None:
     """Raise a clear error if the registry has no VJP rule for ``eqn``'s primitive."""
     where = eqn.source.where()
-    record = registry.lookup(eqn.primitive)
+    record = registry.lookup_eqn(eqn)
     if record is not None and record.kind == "refused":
         raise NonDifferentiableError(f"cannot reverse-differentiate {eqn.primitive!r} at {where}\n  {record.reason}")
     if record is None or not record.has_vjp:
         raise UnsupportedPrimitiveError(
-            f"funcgrad has no VJP rule for primitive {eqn.primitive!r}, used at {where}\n"
+            f"funcgrad has no VJP rule for primitive {eqn.primitive!r}{_defined_by(eqn)}, used at {where}\n"
             f"  fix: register one with funcgrad.defvjp({eqn.primitive!r}, rule), where\n"
             f"       rule(ct, *primals, out, **params) returns one cotangent per input "
             f"(see docs/extending.md); funcgrad.supported_primitives() lists the rules there are."
         )
+
+
+def _defined_by(eqn: Eqn) -> str:
+    """ " (defined by <library>)" for a primitive whose implementation says where it comes from."""
+    _, module = jc.python_impl(eqn.impl)
+    top = module.split(".")[0]
+    if not top or top in ("jax", "jaxlib"):  # JAX's own dispatch says nothing of who defined it
+        return ""
+    return f" (defined by {top}, in {module})"
 
 
 def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = None, saved: dict | None = None) -> list:
@@ -145,7 +155,7 @@ def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = N
     cast: that work would be thrown away. An error raised inside the rule keeps its type and
     gains a note naming the primitive and the user's line.
     """
-    record = registry.lookup(eqn.primitive)
+    record = registry.lookup_eqn(eqn)
     primals = read_all(env, eqn.inputs)
     outs = [env[v] for v in eqn.outputs]
     multiple = eqn.multiple_results

@@ -239,6 +239,7 @@ def _bind_impl(primitive, params) -> Callable[..., list]:
     def impl(*args):
         return jc.bind(primitive, params, *args)
 
+    impl.primitive = primitive  # for funcgrad.core.jax_compat.python_impl (rules/implementation.py)
     return impl
 
 

@@ -10,6 +10,7 @@ from funcgrad.rules import (  # noqa: F401  (each module registers its rules on 
     elementwise,
     fft,
     generic_reduce,
+    implementation,
     index,
     linalg,
     linear,
