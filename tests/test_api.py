@@ -167,6 +167,30 @@ def test_cache_notices_rebound_globals():
     np.testing.assert_allclose(funcgrad.grad(f)(X), 5 * jnp.ones(3))
 
 
+def test_a_closure_rebuilt_each_call_over_the_same_objects_is_traced_once():
+    # `lambda w: loss(w, batch)` built anew in a training loop: same code over the same objects is the
+    # same function (JAX's jit retraces such a closure; funcgrad's eager cache need not)
+    traces = []
+
+    def loss(w, data, scale):
+        traces.append(1)
+        return jnp.sum((w * data) ** 2) * scale
+
+    data = jnp.arange(3.0)
+    for scale, expected_traces in ((2.0, 1), (2.0, 1), (3.0, 2), (2.0, 2)):
+        g = funcgrad.grad(lambda w: loss(w, data, scale))(jnp.ones(3))
+        np.testing.assert_allclose(g, 2 * scale * data**2)
+        assert len(traces) == expected_traces
+    flag_traces = len(traces)
+    for flag in (True, 1):  # equal but of another type: another function
+        funcgrad.grad(lambda w: loss(w, data, flag))(jnp.ones(3))
+    assert len(traces) == flag_traces + 2
+    for _ in range(2):  # a new array object in the closure each time: traced again (no value compare)
+        fresh = jnp.arange(3.0)
+        funcgrad.grad(lambda w: loss(w, fresh, 2.0))(jnp.ones(3))
+    assert len(traces) == flag_traces + 4
+
+
 def test_graph_typechecks_and_prints_source():
     graph = funcgrad.trace(f2)(W, X)
     funcgrad.typecheck(graph)

@@ -18,6 +18,7 @@ import collections
 import dataclasses
 import functools
 import threading
+import types
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -119,7 +120,7 @@ def signature_key(fun: Callable, tree, leaves: list, traced_idx: list[int]) -> H
             )
         else:
             parts.append(("S", type(leaf), leaf))
-    key = (fun, tree, tuple(parts), closure_fingerprint(fun))
+    key = (function_key(fun), tree, tuple(parts), closure_fingerprint(fun))
     try:
         hash(key)
     except TypeError:
@@ -148,6 +149,28 @@ class _Same:
         return id(self.obj)
 
 
+def function_key(fun: Callable) -> Hashable:
+    """What identifies a function for the cache: a plain Python function by its code and default
+    arguments (with its closure and globals in ``closure_fingerprint``), so that a closure rebuilt on
+    every call (``lambda w: loss(w, batch)`` in a loop) over the same objects is the same function;
+    anything else (a jitted function, a bound method, a callable object) by identity."""
+    if type(fun) is not types.FunctionType:
+        return _Same(fun)
+    defaults = tuple(_value_or_same(d) for d in (fun.__defaults__ or ()))
+    kwdefaults = tuple(sorted((k, _value_or_same(v)) for k, v in (fun.__kwdefaults__ or {}).items()))
+    return (fun.__code__, defaults, kwdefaults)
+
+
+_IMMUTABLE = (int, float, complex, bool, str, bytes, type(None))
+
+
+def _value_or_same(obj) -> Hashable:
+    """A Python scalar or string by (type, value), anything else by identity."""
+    if type(obj) in _IMMUTABLE:
+        return (type(obj), obj)
+    return _Same(obj)
+
+
 def closure_fingerprint(fun: Callable) -> tuple:
     """The objects ``fun`` reads from its closure and globals, compared by identity.
 
@@ -162,7 +185,7 @@ def closure_fingerprint(fun: Callable) -> tuple:
     cells = [c.cell_contents for c in (fun.__closure__ or ()) if _cell_filled(c)]
     glb = getattr(fun, "__globals__", {})
     read = cells + [glb[n] for n in code.co_names if n in glb]
-    return tuple(_Same(obj) for obj in read) + tuple(part for obj in read for part in _rules_of(obj))
+    return tuple(_value_or_same(obj) for obj in read) + tuple(part for obj in read for part in _rules_of(obj))
 
 
 def _rules_of(obj) -> tuple:
