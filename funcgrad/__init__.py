@@ -32,6 +32,8 @@ from funcgrad.errors import (
     NonDifferentiableError,
     TracingError,
     UnsupportedPrimitiveError,
+    UntestedJAXError,
+    UntestedJAXWarning,
 )
 from funcgrad.inspect.backward_graph import backward_graph
 from funcgrad.inspect.cost import cost_report
@@ -41,6 +43,27 @@ from funcgrad.inspect.residuals import saved_residuals
 from funcgrad.inspect.sensitivities import sensitivities
 
 __version__ = "0.1.0"
+
+
+def _warn_if_jax_is_untested() -> None:
+    from funcgrad.core import jax_compat
+
+    if jax_compat.UNTESTED_JAX:
+        import warnings
+
+        import jax
+
+        warnings.warn(
+            f"funcgrad is tested with JAX up to {'.'.join(map(str, jax_compat.NEWEST_TESTED))}.x and this is "
+            f"JAX {jax.__version__}. funcgrad refuses (UntestedJAXError) any primitive parameter its rules were "
+            "not written for, rather than risk a wrong gradient; compare with JAX once with "
+            "funcgrad.check_grads(f, args). See docs/jax_versions.md.",
+            UntestedJAXWarning,
+            stacklevel=3,
+        )
+
+
+_warn_if_jax_is_untested()
 
 __all__ = [
     "CotangentError",
@@ -54,6 +77,8 @@ __all__ = [
     "Type",
     "TypeCheckError",
     "UnsupportedPrimitiveError",
+    "UntestedJAXError",
+    "UntestedJAXWarning",
     "Var",
     "cache_info",
     "clear_cache",

@@ -34,3 +34,12 @@ class InputError(FuncgradError, TypeError):
 
 class CotangentError(InputError, ValueError):
     """A cotangent passed to a ``vjp`` function does not match the output (a ``ValueError``, as in JAX)."""
+
+
+class UntestedJAXError(UnsupportedPrimitiveError):
+    """On a JAX newer than funcgrad was tested with, a differentiated equation has a parameter that
+    funcgrad's rule for its primitive was not written for (it may change the derivative)."""
+
+
+class UntestedJAXWarning(UserWarning):
+    """funcgrad is imported with a JAX release newer than the newest it was tested with."""

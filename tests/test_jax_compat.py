@@ -9,6 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax import lax
 
 import funcgrad
@@ -67,3 +68,50 @@ def test_user_lines_point_at_the_users_code():
     graph = funcgrad.trace(lambda x: jnp.sin(x))(jnp.ones(2))  # this line
     assert graph.eqns[0].source.file.endswith("test_jax_compat.py")
     assert jax_compat.JAX_VERSION >= (0, 4, 38)
+
+
+# ----------------------------------------------------------- a JAX newer than the tested ones
+
+
+def test_known_params_file_is_current_on_the_newest_tested_jax():
+    from funcgrad.core import jax_compat as jc
+
+    if jc.JAX_VERSION[:2] != jc.NEWEST_TESTED:
+        pytest.skip(f"the file is written on JAX {jc.NEWEST_TESTED}.x; this is {jax.__version__}")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "scripts/known_params.py", "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_on_an_untested_jax_a_parameter_no_rule_was_written_for_is_refused(monkeypatch):
+    from funcgrad.core import jax_compat as jc
+
+    monkeypatch.setattr(jc, "UNTESTED_JAX", True)
+    mlp = lambda w, x: jnp.sum(jnp.tanh(x @ w) ** 2)  # noqa: E731
+    w, x = jnp.ones((3, 2)), jnp.ones((4, 3))
+    np.testing.assert_allclose(funcgrad.grad(mlp)(w, x), jax.grad(mlp)(w, x), rtol=1e-6)  # known params: fine
+    jc.unknown_params("tanh", {})  # load the file
+    known = {**jc._known_params, "tanh": []}  # as if tanh's `accuracy` had appeared after the tested JAX
+    monkeypatch.setattr(jc, "_known_params", known)
+    funcgrad.clear_cache()
+    with pytest.raises(funcgrad.UntestedJAXError, match="'tanh'.*accuracy") as e:
+        funcgrad.grad(mlp)(w, x)
+    assert isinstance(e.value, NotImplementedError) and "check_grads" in str(e.value)
+    monkeypatch.setenv("FUNCGRAD_ALLOW_UNKNOWN_PARAMS", "1")
+    np.testing.assert_allclose(funcgrad.grad(mlp)(w, x), jax.grad(mlp)(w, x), rtol=1e-6)
+
+
+def test_importing_with_an_untested_jax_warns(monkeypatch):
+    from funcgrad.core import jax_compat as jc
+
+    monkeypatch.setattr(jc, "UNTESTED_JAX", True)
+    with pytest.warns(funcgrad.UntestedJAXWarning, match="tested with JAX up to"):
+        funcgrad._warn_if_jax_is_untested()
+    monkeypatch.setattr(jc, "UNTESTED_JAX", False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        funcgrad._warn_if_jax_is_untested()

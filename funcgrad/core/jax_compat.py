@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import json
+import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +21,27 @@ from jax._src import core as _core
 from jax._src import source_info_util as _source_info
 
 JAX_VERSION = tuple(int(p) for p in jax.__version__.split(".")[:3] if p.isdigit())
+
+# The newest release series funcgrad is tested with (docs/jax_versions.md). A newer JAX is allowed:
+# funcgrad warns at import, and the reverse sweep refuses a parameter its rules were not written for
+# (unknown_params) rather than risk a silently wrong derivative.
+NEWEST_TESTED = (0, 10)
+UNTESTED_JAX = JAX_VERSION[:2] > NEWEST_TESTED
+KNOWN_PARAMS_FILE = pathlib.Path(__file__).with_name("known_params.json")
+_known_params: dict | None = None
+
+
+def unknown_params(primitive: str, params) -> list[str]:
+    """The names in ``params`` that funcgrad's rule for ``primitive`` was not written for (as the rule
+    table's rows produce them on the newest tested JAX: ``scripts/known_params.py``)."""
+    global _known_params
+    if _known_params is None:
+        _known_params = json.loads(KNOWN_PARAMS_FILE.read_text())["params"]
+    known = _known_params.get(primitive)
+    if known is None:
+        return []  # not a primitive of funcgrad's own rule table (a user's rule, a fallback)
+    return sorted(set(params) - set(known))
+
 
 # JAX's IR classes, as the tracer sees them
 Jaxpr = _core.Jaxpr

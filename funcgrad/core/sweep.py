@@ -17,9 +17,11 @@ where
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -31,7 +33,7 @@ from funcgrad.core.activity import Activity, activity
 from funcgrad.core.hooks import SweepHooks
 from funcgrad.core.interpret import evaluate_saving, read_all
 from funcgrad.core.ir import Eqn, Graph, Type, Var
-from funcgrad.errors import NonDifferentiableError, UnsupportedPrimitiveError
+from funcgrad.errors import NonDifferentiableError, UnsupportedPrimitiveError, UntestedJAXError
 
 
 class Backward:
@@ -128,12 +130,27 @@ def require_rule(eqn: Eqn) -> None:
     record = registry.lookup_eqn(eqn)
     if record is not None and record.kind == "refused":
         raise NonDifferentiableError(f"cannot reverse-differentiate {eqn.primitive!r} at {where}\n  {record.reason}")
+    if jc.UNTESTED_JAX and record is not None and record.owner.startswith("funcgrad.rules"):
+        _refuse_unknown_params(eqn, where)
     if record is None or not record.has_vjp:
         raise UnsupportedPrimitiveError(
             f"funcgrad has no VJP rule for primitive {eqn.primitive!r}{_defined_by(eqn)}, used at {where}\n"
             f"  fix: register one with funcgrad.defvjp({eqn.primitive!r}, rule), where\n"
             f"       rule(ct, *primals, out, **params) returns one cotangent per input "
             f"(see docs/extending.md); funcgrad.supported_primitives() lists the rules there are."
+        )
+
+
+def _refuse_unknown_params(eqn: Eqn, where: str) -> None:
+    """On an untested (newer) JAX: a parameter funcgrad's rule was not written for is an error."""
+    unknown = jc.unknown_params(eqn.primitive, eqn.params)
+    if unknown and os.environ.get("FUNCGRAD_ALLOW_UNKNOWN_PARAMS") != "1":
+        raise UntestedJAXError(
+            f"JAX {jax.__version__} gives primitive {eqn.primitive!r} the parameter(s) {unknown}, which "
+            f"funcgrad's rule for it was not written for (funcgrad is tested with JAX up to "
+            f"{'.'.join(map(str, jc.NEWEST_TESTED))}.x); they may change its derivative. At {where}.\n"
+            "  fix: install a tested JAX (pip install 'jax<0.11'), or set FUNCGRAD_ALLOW_UNKNOWN_PARAMS=1 "
+            "to differentiate anyway and compare with JAX once: funcgrad.check_grads(f, args)"
         )
 
 
