@@ -100,3 +100,47 @@ def test_optax_update_fed_by_funcgrad():
     updates, _ = opt.update(funcgrad.grad(loss)(params), state, params)
     want, _ = opt.update(jax.grad(loss)(params), state, params)
     chex.assert_trees_all_close(updates, want, rtol=1e-6)
+
+
+# ---------------------------------------- Equinox's own expectations (its tests/test_ad.py)
+
+
+def test_equinox_nondiff_args_refuse_a_tangent_as_with_jax():
+    # filter_custom_vjp's non-differentiable arguments pass through a custom_jvp whose rule raises on
+    # a tangent; JAX runs that rule in program order, before the custom_vjp's fwd asserts anything
+    import pytest
+
+    @eqx.filter_custom_vjp
+    def f(x, y):
+        return x + y
+
+    f.def_fwd(lambda perturbed, x, y: (x + y, None))
+    f.def_bwd(lambda res, ct, perturbed, x, y: ct)
+    with pytest.raises(RuntimeError, match="cannot be autodifferentiated"):
+        jax.grad(lambda x: f(x, x))(1.0)
+    with pytest.raises(RuntimeError, match="cannot be autodifferentiated"):
+        funcgrad.grad(lambda x: f(x, x))(1.0)
+    assert funcgrad.grad(lambda x: f(x, 2.0))(1.0) == 1.0
+
+
+def test_custom_vjp_bwd_of_a_jitted_function_is_traced_once():
+    # Equinox counts: eager gradients of a jitted function trace its custom_vjp bwd once, as JAX does
+    traces = []
+
+    @eqx.filter_custom_vjp
+    def f(x):
+        return x
+
+    f.def_fwd(lambda perturbed, x: (x, None))
+
+    @f.def_bwd
+    def f_bwd(residual, g, perturbed, x):
+        traces.append(1)
+        return g + 2
+
+    jitted = jax.jit(f)
+    for grad in (jax.grad, funcgrad.grad):
+        traces.clear()
+        for x in (1.0, 1.0, 5.0):
+            assert grad(jitted)(jnp.array(x)) == 3
+        assert len(traces) == 1, grad

@@ -159,7 +159,8 @@ def defvjp(
     the sweep drops the cotangents of inputs that are not perturbed.
 
     With ``forward=``, the forward pass of the reverse sweep evaluates an active equation of this
-    primitive by ``forward(*primals, **params)`` (plus ``perturbed=`` if asked for), which returns
+    primitive by ``forward(*primals, bind=..., **params)`` (plus ``perturbed=`` if asked for; ``bind``
+    evaluates the equation as it would be without a forward), which returns
     ``(outputs, saved)``; the rule receives ``saved=``, or ``None`` where the forward values came from
     elsewhere (a concrete trace), and must then recompute what it needs. ``custom_vjp_call`` uses it:
     as in JAX, the user's fwd computes the primal outputs and the residuals, once.

@@ -107,6 +107,7 @@ def _forwards(act: Activity) -> dict:
         record = registry.lookup_eqn(eqn)
         if record.forward is not None:
             extra = {"perturbed": tuple(act.is_active(a) for a in eqn.inputs)} if record.perturbed else {}
+            extra["bind"] = eqn.impl  # the equation's own evaluation, for a forward that keeps it
             found[id(eqn)] = functools.partial(_run_forward, record.forward, extra, eqn.params)
     return found
 

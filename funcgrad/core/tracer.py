@@ -21,6 +21,7 @@ Conversion choices:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import traceback
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ import jax
 import numpy as np
 
 from funcgrad.core import jax_compat as jc
+from funcgrad.core.interpret import eval_graph
 from funcgrad.core.ir import Atom, Eqn, Graph, Literal, Source, Type, Var
 from funcgrad.core.tags import tag_name
 from funcgrad.errors import TracingError
@@ -223,7 +225,7 @@ def _convert_params(name: str, params) -> dict:
         call_key = jc.custom_vjp_body_key(params)
         converted = {"name": _jaxpr_name(params[call_key]), **converted}
         converted["call"] = converted.pop(call_key)
-        converted["vjp"] = CustomVJPRule(params)
+        converted["vjp"] = _custom_vjp_rule(params)
     elif name in ("checkpoint", "remat", "remat2"):
         converted["body"] = converted.pop("jaxpr")
     return converted
@@ -310,6 +312,7 @@ class CustomVJPRule:
         primal = _jaxpr_name(params[jc.custom_vjp_body_key(params)])
         self.name = params.get("name") or (primal if primal != "custom" else jc.function_name(self._bwd))
         self._memo: dict = {}
+        self._bwd_memo: dict = {}
 
     def fwd_graph(self, nonzeros: Sequence[bool]) -> Graph:
         return _memoized(self._memo, tuple(nonzeros), lambda: self._trace_fwd(nonzeros), lambda g: g)
@@ -333,8 +336,33 @@ class CustomVJPRule:
         return res, outs
 
     def bwd(self, residuals: Sequence[Any], cts: Sequence[Any]) -> list:
+        """The user's bwd on ``residuals`` and ``cts``, traced into a graph once per signature (as
+        ``jax.jit`` traces it once: Equinox counts the traces), then evaluated."""
+        args = [*residuals, *cts]
+        dynamic = [i for i, x in enumerate(args) if _is_dynamic(x)]
+        key = tuple(_signature_part(x) if i in dynamic else ("static", _Static(x)) for i, x in enumerate(args))
+        graph, zeros = _memoized(self._bwd_memo, key, lambda: self._trace_bwd(args, dynamic), lambda r: r[0])
+        it = iter(eval_graph(graph, *[args[i] for i in dynamic]))
+        return [None if z else next(it) for z in zeros]
+
+    def _trace_bwd(self, args: list, dynamic: list[int]) -> tuple[Graph, list[bool]]:
+        store = {}
+
+        def flat(*dyn):
+            full = list(args)
+            for i, x in zip(dynamic, dyn):
+                full[i] = x
+            cts_in = self._run_bwd(full)
+            store["zeros"] = [jc.is_symbolic_zero(c) for c in cts_in]
+            return [c for c, z in zip(cts_in, store["zeros"]) if not z]
+
+        specs = [jax.ShapeDtypeStruct(np.shape(args[i]), _dtype(args[i]), weak_type=_weak(args[i])) for i in dynamic]
+        closed = jax.make_jaxpr(flat)(*specs)
+        return jaxpr_to_graph(closed), store["zeros"]
+
+    def _run_bwd(self, args: list) -> list:
         try:
-            cts_in = jc.call_wrapped(self._bwd)(*residuals, *cts)
+            return list(jc.call_wrapped(self._bwd)(*args))
         except (TypeError, ValueError) as err:
             # JAX's own check of the bwd's output: keep its class (code written against JAX catches it)
             err.add_note(
@@ -343,10 +371,68 @@ class CustomVJPRule:
                 "input of the function (None for no gradient), each shaped like that input."
             )
             raise
-        return [None if jc.is_symbolic_zero(c) else c for c in cts_in]
 
     def __repr__(self):
         return self.name
+
+
+_vjp_rules: collections.OrderedDict = collections.OrderedDict()  # ids of (bwd, fwd) -> ((bwd, fwd), rule)
+
+
+def _custom_vjp_rule(params) -> CustomVJPRule:
+    """One ``CustomVJPRule`` per JAX custom_vjp equation object: a jitted function's jaxpr is cached by
+    JAX, so the same equation comes back on every trace of it, and its bwd's traced graph with it."""
+    held = (params["bwd"], params["fwd_jaxpr_thunk"])  # held in the cache: their ids stay theirs
+    key = tuple(map(id, held))
+    found = _vjp_rules.get(key)
+    if found is not None and all(a is b for a, b in zip(found[0], held)):
+        _vjp_rules.move_to_end(key)
+        return found[1]
+    rule = CustomVJPRule(params)
+    _vjp_rules[key] = (held, rule)
+    while len(_vjp_rules) > 512:
+        _vjp_rules.popitem(last=False)
+    return rule
+
+
+def _is_dynamic(x) -> bool:
+    """An array (or tracer) the traced bwd takes as an input; JAX's SymbolicZero and float0 zeros are
+    static (they stand for a structure, not values)."""
+    return hasattr(x, "shape") and hasattr(x, "dtype") and not jc.is_symbolic_zero(x)
+
+
+def _dtype(x):
+    return jax.dtypes.canonicalize_dtype(x.dtype) if not jc.is_symbolic_zero(x) else x.dtype
+
+
+def _weak(x) -> bool:
+    return bool(getattr(x, "weak_type", False) or getattr(getattr(x, "aval", None), "weak_type", False))
+
+
+def _signature_part(x):
+    return ("array", tuple(np.shape(x)), str(_dtype(x)), _weak(x))
+
+
+class _Static:
+    """A static bwd argument in a memo key: a SymbolicZero by its shape and dtype, else by identity."""
+
+    __slots__ = ("key", "obj")
+
+    def __init__(self, x):
+        self.obj = x  # held, so that an identity key is never reused
+        aval = getattr(x, "aval", None)
+        if aval is not None and type(x).__name__ == "SymbolicZero":
+            self.key = ("zero", tuple(aval.shape), str(aval.dtype))
+        elif getattr(x, "dtype", None) == jax.dtypes.float0:
+            self.key = ("float0", tuple(np.shape(x)))
+        else:
+            self.key = ("object", id(x))
+
+    def __eq__(self, other):
+        return isinstance(other, _Static) and other.key == self.key
+
+    def __hash__(self):
+        return hash(self.key)
 
 
 def _memoized(memo: dict, key, make, graph_of):

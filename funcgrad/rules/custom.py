@@ -36,15 +36,29 @@ _in_rule_transpose = contextvars.ContextVar("funcgrad_in_custom_jvp_transpose", 
 # graph skips the tangent equations only it reaches (JAX's transpose does the same);
 # perturbed: an input no differentiated value flows into gets a symbolic zero tangent, as in JAX
 # (a rule registered with symbolic_zeros=True sees a SymbolicZero for it)
-@defvjp("custom_jvp_call", symbolic_zeros=True, perturbed=True)
-def custom_jvp_call_vjp(ct, *primals, out, call, jvp, num_consts, perturbed, symbolic_zeros=False, **params):
+def _tangent_is_zero(call, num_consts, perturbed, symbolic_zeros) -> list[bool]:
+    arg_types = [v.type for v in call.inputs[num_consts:]]
+    # a rule without symbolic_zeros gets zeros (not SymbolicZero) for every float input's tangent
+    return [not (t.is_float and (p or not symbolic_zeros)) for t, p in zip(arg_types, perturbed[num_consts:])]
+
+
+def custom_jvp_call_forward(*primals, bind, call, jvp, num_consts, perturbed, symbolic_zeros=False, **params):
+    """The forward pass of an active custom_jvp equation: evaluated as usual, and its JVP rule traced
+    now, in program order, as JAX runs it, so that a check in the rule raises where JAX raises it
+    (Equinox's nondifferentiable arguments refuse a tangent there, before later rules see one)."""
+    if not _in_rule_transpose.get():
+        jvp.graph(_tangent_is_zero(call, num_consts, perturbed, symbolic_zeros))  # memoized for the rule
+    return bind(*primals), None
+
+
+@defvjp("custom_jvp_call", symbolic_zeros=True, perturbed=True, forward=custom_jvp_call_forward)
+def custom_jvp_call_vjp(ct, *primals, out, call, jvp, num_consts, perturbed, saved, symbolic_zeros=False, **params):
     if _in_rule_transpose.get():
         return graph_vjp(call, primals, perturbed, ct)
     args = primals[num_consts:]
     arg_types = [v.type for v in call.inputs[num_consts:]]
     arg_perturbed = perturbed[num_consts:]
-    # a rule without symbolic_zeros gets zeros (not SymbolicZero) for every float input's tangent
-    tangent_is_zero = [not (t.is_float and (p or not symbolic_zeros)) for t, p in zip(arg_types, arg_perturbed)]
+    tangent_is_zero = _tangent_is_zero(call, num_consts, perturbed, symbolic_zeros)
     rule, out_zeros = jvp.graph(tangent_is_zero)
     _check_tangent_shapes(rule, call, out_zeros, params.get("name") or jvp.name)
     # zeros_like keeps each primal's placement (inside shard_map: the axes it varies over),
