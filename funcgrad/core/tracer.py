@@ -402,7 +402,7 @@ def _is_dynamic(x) -> bool:
 
 
 def _dtype(x):
-    return jax.dtypes.canonicalize_dtype(x.dtype) if not jc.is_symbolic_zero(x) else x.dtype
+    return x.dtype  # arrays and tracers carry canonical dtypes (extended ones included)
 
 
 def _weak(x) -> bool:
