@@ -151,6 +151,7 @@ def test_a_primitive_without_a_rule_is_differentiated_through_its_python_impleme
     g = lambda x: jnp.sum(split_p.bind(x)[1] * 3.0 + split_p.bind(x)[0])  # noqa: E731
     ref_g = lambda x: jnp.sum(jnp.minimum(x, 0.0) ** 2 * 3.0 + jnp.maximum(x, 0.0))  # noqa: E731
     np.testing.assert_allclose(funcgrad.grad(g)(x), jax.grad(ref_g)(x), rtol=1e-6)
+    assert not funcgrad.check_differentiable(f)(x).problems  # the pre-flight check agrees
     # a registered rule comes first
     with funcgrad.defvjp("funcgrad_test_softplus", lambda ct, x, *, out, beta: (ct * 100.0,)):
         np.testing.assert_allclose(funcgrad.grad(lambda x: jnp.sum(softplus_p.bind(x, beta=2.0)))(x), 100.0)

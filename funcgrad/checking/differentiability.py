@@ -191,7 +191,7 @@ def _graph_problems(graph: Graph, wrt) -> list[Problem]:
     for eqn in activity(graph, wrt).eqns:
         where = eqn.source.where()
         fn = f" (in {eqn.source.function})" if eqn.source.function else ""
-        record = registry.lookup(eqn.primitive)
+        record = registry.lookup_eqn(eqn)  # as the sweep looks it up (a Python implementation will do)
         if record is not None and record.kind == "refused":
             # a registered reason reads "why ... fix: what to do"
             why, _, fix = record.reason.partition("fix:")
