@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 # the oldest supported release is the lower bound declared in pyproject.toml; the newest is the
 # latest release below its upper bound (update it when a new JAX release is admitted)
-OLDEST=$(sed -n 's/^ *"jax>=\([0-9.]*\),.*/\1/p' pyproject.toml | head -n 1)
+OLDEST=$(sed -n 's/^ *"jax>=\([0-9.]*\)[",].*/\1/p' pyproject.toml | head -n 1)
 NEWEST=0.10.2
 VERSIONS=("$@")
 [ ${#VERSIONS[@]} -eq 0 ] && VERSIONS=("$OLDEST" "$NEWEST")

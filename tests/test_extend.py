@@ -155,12 +155,3 @@ def test_a_primitive_without_a_rule_is_differentiated_through_its_python_impleme
     # a registered rule comes first
     with funcgrad.defvjp("funcgrad_test_softplus", lambda ct, x, *, out, beta: (ct * 100.0,)):
         np.testing.assert_allclose(funcgrad.grad(lambda x: jnp.sum(softplus_p.bind(x, beta=2.0)))(x), 100.0)
-
-
-def test_equinox_noinline_is_differentiated_through_its_implementation():
-    import equinox.internal as eqxi  # a test dependency (pyproject's test extra)
-
-    f = lambda x: jnp.sum(eqxi.noinline(lambda y: jnp.sin(y) * y)(x) ** 2)  # noqa: E731
-    x = jnp.linspace(-1.0, 1.0, 4)
-    np.testing.assert_allclose(funcgrad.grad(f)(x), jax.grad(f)(x), rtol=1e-6)
-    np.testing.assert_allclose(jax.jit(funcgrad.grad(f))(x), jax.grad(f)(x), rtol=1e-6)

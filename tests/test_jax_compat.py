@@ -88,6 +88,8 @@ def test_known_params_file_is_current_on_the_newest_tested_jax():
 def test_on_an_untested_jax_a_parameter_no_rule_was_written_for_is_refused(monkeypatch):
     from funcgrad.core import jax_compat as jc
 
+    if jc.JAX_VERSION[:2] != jc.NEWEST_TESTED:  # older releases have other parameter names
+        pytest.skip(f"pretends a release newer than {jc.NEWEST_TESTED}.x; this is {jax.__version__}")
     monkeypatch.setattr(jc, "UNTESTED_JAX", True)
     mlp = lambda w, x: jnp.sum(jnp.tanh(x @ w) ** 2)  # noqa: E731
     w, x = jnp.ones((3, 2)), jnp.ones((4, 3))

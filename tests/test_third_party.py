@@ -4,6 +4,7 @@ import chex
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import funcgrad
@@ -144,3 +145,12 @@ def test_custom_vjp_bwd_of_a_jitted_function_is_traced_once():
         for x in (1.0, 1.0, 5.0):
             assert grad(jitted)(jnp.array(x)) == 3
         assert len(traces) == 1, grad
+
+
+def test_equinox_noinline_is_differentiated_through_its_implementation():
+    import equinox.internal as eqxi
+
+    f = lambda x: jnp.sum(eqxi.noinline(lambda y: jnp.sin(y) * y)(x) ** 2)  # noqa: E731
+    x = jnp.linspace(-1.0, 1.0, 4)
+    np.testing.assert_allclose(funcgrad.grad(f)(x), jax.grad(f)(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(funcgrad.grad(f))(x), jax.grad(f)(x), rtol=1e-6)
