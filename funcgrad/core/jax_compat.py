@@ -131,7 +131,7 @@ def past_debug_info_check(run: Callable[[], Any]) -> Any:
 
     jax 0.10's checks assert that a custom_jvp function with ``nondiff_argnums``, when staged again
     (its equation re-bound, or called inside its rule as it is traced), has debug info naming one
-    argument per traced input, which it does not: ``jax.jit(jax.grad(jax.scipy.special.log_ndtr))``
+    argument per traced input, which it does not: JAX's own jit of grad of ``jax.scipy.special.log_ndtr``
     fails the same way. A bookkeeping assertion, not a check of the program."""
     try:
         return run()
