@@ -27,6 +27,7 @@ from funcgrad.core.tags import tag
 from funcgrad.core.typecheck import TypeCheckError, typecheck
 from funcgrad.errors import (
     CotangentError,
+    CustomVJPError,
     FuncgradError,
     InputError,
     NonDifferentiableError,
@@ -67,6 +68,7 @@ _warn_if_jax_is_untested()
 
 __all__ = [
     "CotangentError",
+    "CustomVJPError",
     "Eqn",
     "FuncgradError",
     "Graph",

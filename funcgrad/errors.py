@@ -43,3 +43,8 @@ class UntestedJAXError(UnsupportedPrimitiveError):
 
 class UntestedJAXWarning(UserWarning):
     """funcgrad is imported with a JAX release newer than the newest it was tested with."""
+
+
+class CustomVJPError(FuncgradError):
+    """A ``custom_vjp`` function is differentiated with respect to a value it closes over (JAX raises
+    its ``CustomVJPException`` there, with the same sentence, which this message contains)."""

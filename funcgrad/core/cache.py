@@ -53,30 +53,30 @@ class TraceCache:
         self._constants: collections.OrderedDict = collections.OrderedDict()
 
     def needs_constants(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._constants
+        return self._has(self._constants, key)
 
     def mark_constants(self, key: Hashable | None) -> None:
         """This signature's non-differentiated arrays must be traced as constants (a custom_vjp's
         nondiff_argnums): its abstract trace is not tried again."""
-        if key is None:
-            return
-        with self._lock:
-            self._constants[key] = True
-            while len(self._constants) > self.maxsize:
-                self._constants.popitem(last=False)
+        self._mark(self._constants, key)
 
     def needs_concrete(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._concrete
+        return self._has(self._concrete, key)
 
     def mark_concrete(self, key: Hashable | None) -> None:
+        self._mark(self._concrete, key)
+
+    def _has(self, marks: collections.OrderedDict, key: Hashable) -> bool:
+        with self._lock:
+            return key in marks
+
+    def _mark(self, marks: collections.OrderedDict, key: Hashable | None) -> None:
         if key is None:
             return
         with self._lock:
-            self._concrete[key] = True
-            while len(self._concrete) > self.maxsize:
-                self._concrete.popitem(last=False)
+            marks[key] = True
+            while len(marks) > self.maxsize:
+                marks.popitem(last=False)
 
     def get_or_trace(self, key: Hashable | None, trace: Callable[[], Any], consts_of: Callable[[Any], tuple]) -> Any:
         if key is None:

@@ -247,14 +247,6 @@ def symbolic_zero(shape, dtype):
     return jax.custom_derivatives.SymbolicZero(_core.ShapedArray(tuple(shape), dtype))
 
 
-def custom_vjp_closure_error() -> Exception:
-    """JAX's own exception (``CustomVJPException``, not public) for differentiating a ``custom_vjp``
-    function with respect to a value it closes over."""
-    from jax._src.interpreters import ad
-
-    return ad.CustomVJPException()
-
-
 def _custom_derivative_types() -> tuple[type, ...]:
     types = [jax.custom_vjp, jax.custom_jvp]
     try:  # jax >= 0.9: jax.custom_vjp under jax_custom_vjp3=True makes one of these
@@ -329,21 +321,22 @@ def hi_primitive_forward(prim, perturbed: Sequence[bool], args: Sequence[Any]) -
 
 
 def hi_primitive_backward(prim, perturbed: Sequence[bool], residuals: Any, cts: Sequence[Any]) -> list:
-    """Input cotangents (``None`` for none) of one ``call_hi_primitive`` equation: ``vjp_bwd`` adds each
-    input's cotangent into an accumulator, as JAX's transpose of it does. ``cts[i]`` None is a
-    symbolic zero."""
+    """Input cotangents (``None`` for none) of one ``call_hi_primitive`` equation, by the primitive's
+    value-returning bwd (``vjp_bwd_retval``; ``cts[i]`` None is a symbolic zero). A primitive with only
+    the accumulator form (``vjp_bwd``) would need JAX's AD accumulators, which funcgrad does not use."""
     from jax._src import ad_util
-    from jax._src.interpreters import ad
 
-    tree_unflatten = jax.tree_util.tree_unflatten
     cts = [ad_util.Zero(a.to_ct_aval()) if c is None else c for a, c in zip(prim.out_avals_flat, cts)]
-    accums = [
-        ad.ValAccum(a.to_ct_aval()) if p else ad.NullAccum(a.to_ct_aval())
-        for a, p in zip(prim.in_avals_flat, perturbed)
-    ]
-    prim.vjp_bwd(residuals, tree_unflatten(prim.out_tree, cts), *tree_unflatten(prim.in_tree, accums))
-    frozen = [acc.freeze() if p else None for acc, p in zip(accums, perturbed)]
-    return [None if c is None or isinstance(c, ad_util.Zero) else c for c in frozen]
+    try:
+        in_cts = prim.vjp_bwd_retval(residuals, jax.tree_util.tree_unflatten(prim.out_tree, cts))
+    except NotImplementedError as err:
+        err.add_note(
+            f"(funcgrad differentiates a hijax primitive ({type(prim).__name__}) through vjp_bwd_retval only)\n"
+            "  fix: implement vjp_bwd_retval on it, or register a rule with funcgrad.defvjp('call_hi_primitive', ...)"
+        )
+        raise
+    flat = prim.in_tree.flatten_up_to(in_cts)
+    return [None if not p or c is None or isinstance(c, ad_util.Zero) else c for c, p in zip(flat, perturbed)]
 
 
 def is_symbolic_zero(ct) -> bool:

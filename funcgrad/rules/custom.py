@@ -23,7 +23,7 @@ from funcgrad.core import jax_compat as jc
 from funcgrad.core.interpret import eval_graph
 from funcgrad.core.nested import graph_vjp
 from funcgrad.core.registry import defvjp
-from funcgrad.errors import InputError, TracingError
+from funcgrad.errors import CustomVJPError, InputError, TracingError
 
 # Inside the transpose of a JVP rule, a custom_jvp function applied to tangents is transposed
 # through its primal body, not its own rule: the rule's tangent computation is linear, and JAX's
@@ -99,14 +99,14 @@ def custom_vjp_call_forward(*primals, call, vjp, num_consts, perturbed, **params
     primal outputs and the residuals (so a second derivative differentiates fwd's computation of
     the outputs, and the custom bwd applies only to the cotangents of the first)."""
     if any(perturbed[:num_consts]):
-        # JAX's exception, with JAX's message
-        err = jc.custom_vjp_closure_error()
-        err.add_note(
-            f"(the custom_vjp function {vjp.name!r} closes over a value being differentiated)\n"
+        # JAX's sentence (its CustomVJPException is internal to JAX's AD, so the class is funcgrad's)
+        raise CustomVJPError(
+            "Detected differentiation of a custom_vjp function with respect to a closed-over value. That "
+            "isn't supported because the custom VJP rule only specifies how to differentiate the custom_vjp "
+            f"function with respect to explicit input parameters. (The function: {vjp.name!r}.)\n"
             "  fix: pass that value to the function as an argument and give its cotangent in bwd, "
             "or use jax.closure_convert on the function"
         )
-        raise err
     args = primals[num_consts:]
     fwd = vjp.fwd_graph(list(perturbed[num_consts:]))
     residuals, outs = vjp.residuals(eval_graph(fwd, *args), primals[:num_consts], args)
