@@ -17,16 +17,10 @@ pass with pure JAX but fail with funcgrad are listed by name. Exit status 1 if t
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import pathlib
-import subprocess
 import sys
-import tempfile
-import time
-import xml.etree.ElementTree as ET
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from suite_runs import ROOT, Run, read_allowed, run_pytest
 
 # file -> the -k expression selecting its gradient tests (None: the whole file)
 FILES = {
@@ -52,15 +46,6 @@ QUICK = {
 }
 
 
-@dataclasses.dataclass
-class Run:
-    passed: set
-    failed: set
-    skipped: int
-    seconds: float
-    error: str = ""
-
-
 def tests_dir() -> pathlib.Path | None:
     import jax
 
@@ -68,40 +53,10 @@ def tests_dir() -> pathlib.Path | None:
     return found if found.is_dir() else None
 
 
-def run_pytest(test_file: pathlib.Path, select: str | None, x64: bool, funcgrad: bool, jobs: int, extra_env) -> Run:
-    """One pytest process over one JAX test file; outcomes read from its JUnit XML report."""
-    with tempfile.TemporaryDirectory() as tmp:
-        report = pathlib.Path(tmp) / "report.xml"
-        cmd = [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
-        cmd += ["--rootdir", str(test_file.parent), "-o", "addopts=", "-W", "ignore"]
-        if select:
-            cmd += ["-k", select]
-        if jobs > 1:
-            cmd += ["-n", str(jobs)]
-        env = {**os.environ, "JAX_ENABLE_X64": "1" if x64 else "0", "JAX_PLATFORMS": "cpu", **extra_env}
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "scripts"), str(ROOT), env.get("PYTHONPATH", "")])
-        if funcgrad:
-            cmd += ["-p", "jax_suite_plugin"]
-        start = time.perf_counter()
-        done = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
-        seconds = time.perf_counter() - start
-        if not report.exists():
-            return Run(set(), set(), 0, seconds, error=(done.stdout + done.stderr)[-3000:])
-        return _outcomes(report, seconds)
-
-
-def _outcomes(report: pathlib.Path, seconds: float) -> Run:
-    passed, failed, skipped = set(), set(), 0
-    for case in ET.parse(report).getroot().iter("testcase"):
-        name = f"{case.get('classname', '')}::{case.get('name', '')}"
-        kinds = {child.tag for child in case}
-        if "skipped" in kinds:
-            skipped += 1
-        elif kinds & {"failure", "error"}:
-            failed.add(name)
-        else:
-            passed.add(name)
-    return Run(passed, failed, skipped, seconds)
+def run_file(test_file: pathlib.Path, select: str | None, x64: bool, funcgrad: bool, jobs: int, extra_env) -> Run:
+    """One pytest process over one JAX test file."""
+    env = {"JAX_ENABLE_X64": "1" if x64 else "0", **extra_env}
+    return run_pytest([test_file], test_file.parent, select=select, funcgrad=funcgrad, jobs=jobs, env=env)
 
 
 def main(argv=None) -> int:
@@ -124,16 +79,14 @@ def main(argv=None) -> int:
     names = opts.files or list(selection)
     modes = [False] if opts.quick or opts.x64 == "0" else [True] if opts.x64 == "1" else [False, True]
     extra = {"FUNCGRAD_SUITE_BREAK": opts.broken} if opts.broken else {}
-    allowed = set()
-    if opts.allow and opts.allow.exists():
-        allowed = {line.split("#")[0].strip() for line in opts.allow.read_text().splitlines()} - {""}
+    allowed = read_allowed(opts.allow)
 
     rows, regressions = [], []
     for name in names:
         select = selection.get(name, FILES.get(name))
         for x64 in modes:
-            base = None if opts.no_baseline else run_pytest(where / name, select, x64, False, opts.jobs, {})
-            mine = run_pytest(where / name, select, x64, True, opts.jobs, extra)
+            base = None if opts.no_baseline else run_file(where / name, select, x64, False, opts.jobs, {})
+            mine = run_file(where / name, select, x64, True, opts.jobs, extra)
             for run, label in ((base, "pure JAX"), (mine, "funcgrad")):
                 if run is not None and run.error:
                     print(f"{name} (x64={int(x64)}, {label}) did not run:\n{run.error}", file=sys.stderr)
@@ -172,7 +125,8 @@ def _print_row(row) -> None:
     name, x64, base, mine, lost = row
     b = f"JAX {len(base.passed)} passed, {len(base.failed)} failed" if base else "no baseline"
     print(
-        f"{name} x64={int(x64)}: {b}; funcgrad {len(mine.passed)} passed, {len(mine.failed)} failed; {lost} lost",
+        f"{name} x64={int(x64)}: {b}; funcgrad {len(mine.passed)} passed, {len(mine.failed)} failed "
+        f"({len(mine.reached)} tests reached funcgrad); {lost} lost",
         flush=True,
     )
 

@@ -9,21 +9,32 @@ replaces, for the whole test process:
 * ``jax.grad``, ``jax.value_and_grad``, ``jax.vjp`` and ``jax.jacrev`` (what the test modules call
   directly) by funcgrad's.
 
+``FUNCGRAD_SUITE_CALLS=<dir>`` makes each test process write, at its end, ``<dir>/<pid>.json``: per test
+id, how many VJPs funcgrad built while the test ran (the proof that the swap is live, test by test).
+
 ``FUNCGRAD_SUITE_BREAK=<primitive>`` also registers a deliberately wrong VJP rule for that primitive
 (every cotangent scaled by 1.5), to prove that the swap is live: many tests must then fail.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 import types
+from collections import Counter
 
 import jax
+import pytest
 from jax._src import api as _jax_api
 from jax._src import public_test_util as _checker
 
 import funcgrad
+import funcgrad.api as _funcgrad_api
 from funcgrad.core.registry import lookup
+
+_calls: Counter = Counter()  # test id -> VJPs funcgrad built during it
+_current = [""]
 
 
 class _ApiWithFuncgradVJP(types.ModuleType):
@@ -41,6 +52,18 @@ def _swap() -> None:
     jax.jacrev = funcgrad.jacrev
 
 
+def _count() -> None:
+    # every differentiation function of funcgrad's (grad, value_and_grad, vjp, jacrev, hessian) builds
+    # its VJP through api._vjp, looked up as a module global at call time
+    build = _funcgrad_api._vjp
+
+    def counted(*args, **kwargs):
+        _calls[_current[0]] += 1
+        return build(*args, **kwargs)
+
+    _funcgrad_api._vjp = counted
+
+
 def _break(primitive: str) -> None:
     record = lookup(primitive)
     if record is None or record.vjp is None:
@@ -56,6 +79,7 @@ def _break(primitive: str) -> None:
 
 
 _swap()
+_count()
 if os.environ.get("FUNCGRAD_SUITE_BREAK"):
     _break(os.environ["FUNCGRAD_SUITE_BREAK"])
 
@@ -63,3 +87,17 @@ if os.environ.get("FUNCGRAD_SUITE_BREAK"):
 def pytest_report_header(config):
     broken = os.environ.get("FUNCGRAD_SUITE_BREAK")
     return "funcgrad reverse mode swapped in for JAX's" + (f" (deliberately wrong rule: {broken})" if broken else "")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _current[0] = item.nodeid
+    _calls[item.nodeid] += 0
+    yield
+    _current[0] = ""
+
+
+def pytest_sessionfinish(session, exitstatus):
+    where = os.environ.get("FUNCGRAD_SUITE_CALLS")
+    if where:
+        (pathlib.Path(where) / f"{os.getpid()}.json").write_text(json.dumps(dict(_calls)))
