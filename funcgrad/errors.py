@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jax.errors import UnexpectedTracerError
+
 
 class FuncgradError(Exception):
     """Base class of funcgrad's errors."""
@@ -45,6 +47,12 @@ class UntestedJAXWarning(UserWarning):
     """funcgrad is imported with a JAX release newer than the newest it was tested with."""
 
 
-class CustomVJPError(FuncgradError):
-    """A ``custom_vjp`` function is differentiated with respect to a value it closes over (JAX raises
-    its ``CustomVJPException`` there, with the same sentence, which this message contains)."""
+class CustomVJPError(FuncgradError, UnexpectedTracerError):
+    """A ``custom_vjp`` function (or a ``jax.custom_gradient`` one) is differentiated with respect to a
+    value it closes over. The message contains the sentence of JAX's ``CustomVJPException`` (what
+    ``jax.grad(jax.jit(f))`` raises; that class is internal to JAX's AD); the class is also JAX's
+    ``UnexpectedTracerError``, what eager ``jax.grad(f)`` raises there, so ``except`` clauses written
+    for JAX catch it."""
+
+    def __init__(self, message: str):
+        Exception.__init__(self, message)  # not JAX's mixin, which would append a link to JAX's page of errors

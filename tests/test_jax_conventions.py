@@ -611,6 +611,35 @@ def test_custom_vjp_of_a_closed_over_differentiated_value_raises_jaxs_exception(
     assert str(theirs.value).split(" Try")[0] in str(ours.value) and "fix:" in str(ours.value)
 
 
+def test_custom_gradient_closing_over_a_differentiated_value_raises_jaxs_class():
+    # jax.custom_gradient builds a custom_vjp; differentiated through a value it closes over, eager JAX
+    # raises UnexpectedTracerError, and funcgrad's CustomVJPError is one
+    def loss(y):
+        @jax.custom_gradient
+        def g(x):
+            return x * y, lambda ct: (ct * y,)
+
+        return g(3.0)
+
+    with pytest.raises(jax.errors.UnexpectedTracerError):
+        jax.grad(loss)(2.0)
+    with pytest.raises(jax.errors.UnexpectedTracerError, match="closed-over value") as ours:
+        funcgrad.grad(loss)(2.0)
+    assert isinstance(ours.value, funcgrad.CustomVJPError) and "See https" not in str(ours.value)
+
+    # closing over a value that is not differentiated is fine, as in JAX
+    def constant(x):
+        y = jnp.float32(2.0)
+
+        @jax.custom_gradient
+        def g(x):
+            return x * y, lambda ct: (ct * 3 * y,)
+
+        return g(x)
+
+    np.testing.assert_allclose(funcgrad.grad(constant)(1.0), jax.grad(constant)(1.0))
+
+
 def test_custom_vjp_bwd_of_the_wrong_shape_raises_jaxs_value_error():
     # custom_api_test.test_bwd_rule_shape_mismatch: JAX's own check, its class and message kept
     @jax.custom_vjp
