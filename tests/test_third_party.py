@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import funcgrad
 
@@ -154,3 +155,60 @@ def test_equinox_noinline_is_differentiated_through_its_implementation():
     x = jnp.linspace(-1.0, 1.0, 4)
     np.testing.assert_allclose(funcgrad.grad(f)(x), jax.grad(f)(x), rtol=1e-6)
     np.testing.assert_allclose(jax.jit(funcgrad.grad(f))(x), jax.grad(f)(x), rtol=1e-6)
+
+
+def test_equinox_checkpointed_while_loop_symbolic_zeros_settle_as_with_jax(monkeypatch):
+    # Equinox's checkpointed while_loop asks jax.vjp, again and again, which carry cotangents are symbolic
+    # zeros until the answer stops changing. With funcgrad's vjp it must reach JAX's answer: through
+    # select_if_vmap's implementation it never did (an endless loop); its rule follows Equinox's transpose.
+    import equinox.internal as eqxi
+    import equinox.internal._loop.checkpointed as checkpointed
+
+    asked = []
+
+    def counting_tree_equal(a, b):
+        asked.append((a, b))
+        assert len(asked) < 10, f"the symbolic zeros do not settle: {asked[-1]}"
+        return eqx.tree_equal(a, b)
+
+    def run(grad):
+        def body(carry):
+            c0, c1, c2, c3, c4, c5 = carry
+            return c2, c3, jax.lax.stop_gradient(c1), c3, c5, c4
+
+        def loss(init):
+            outs = eqxi.while_loop(
+                lambda c: c[4] < 10, body, init + (5, jnp.array(6)), kind="checkpointed", max_steps=5
+            )
+            return outs[0]
+
+        asked.clear()
+        return grad(loss)((1.0, 2.0, jnp.array(3.0), jnp.array(4.0))), [b for _, b in asked]
+
+    monkeypatch.setattr(checkpointed, "tree_equal", counting_tree_equal)
+    want, jax_steps = run(jax.grad)
+    monkeypatch.setattr(jax, "vjp", funcgrad.vjp)  # Equinox calls jax.vjp inside: funcgrad's, as when swapped in
+    ours, our_steps = run(funcgrad.grad)
+    chex.assert_trees_all_close(ours, want)
+    assert our_steps == jax_steps
+
+
+def test_equinox_nontraceable_and_nondifferentiable_backward_raise_as_with_jax():
+    # Equinox's assertion primitives: the identity, whose JAX rules raise RuntimeError when differentiated.
+    # Through their implementation funcgrad differentiated them silently; its rules raise as Equinox's do.
+    import equinox.internal as eqxi
+
+    def through(op):
+        return lambda x: jnp.sum(op(x) * x)
+
+    x = jnp.arange(3.0)
+    for op, words in [
+        (lambda x: eqxi.nontraceable(x, name="the op"), "Detected differentiation of the op"),
+        (lambda x: eqxi.nondifferentiable_backward(x, msg="kaboom"), "kaboom"),
+    ]:
+        for grad in (jax.grad, funcgrad.grad):
+            with pytest.raises(RuntimeError, match=words):
+                grad(through(op))(x)
+    # no cotangent reaches it (it only feeds a stop_gradient): no error, with either
+    quiet = lambda x: jnp.sum(jax.lax.stop_gradient(eqxi.nondifferentiable_backward(x)) * x)
+    chex.assert_trees_all_close(funcgrad.grad(quiet)(x), jax.grad(quiet)(x))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 
+import jax.numpy as jnp
+
 from funcgrad.core import jax_compat as jc
 from funcgrad.core.nested import traced_vjp
 from funcgrad.core.registry import RuleRecord, deffallback
@@ -25,6 +27,11 @@ def _through_implementation(eqn) -> RuleRecord | None:
     primitive = getattr(eqn.impl, "primitive", None)
     if primitive is None:
         return None
+    if primitive not in _records and eqn.primitive in _OWN_TRANSPOSE:
+        rule, options = _OWN_TRANSPOSE[eqn.primitive]
+        _records[primitive] = RuleRecord(
+            eqn.primitive, "rule", functools.partial(rule, primitive), owner=__name__, **options
+        )
     if primitive not in _records:
         impl, _ = jc.python_impl(eqn.impl)
         _records[primitive] = (
@@ -70,5 +77,47 @@ def _implementation_vjp(impl, multiple: bool, ct, *primals, out, perturbed, **pa
 def eqn_name(impl) -> str:
     return getattr(impl, "__qualname__", repr(impl))
 
+
+def _select_if_vmap_vjp(primitive, ct, pred, x, y, *, out, **params):
+    # Equinox's select_if_vmap(pred, x, y) is x outside vmap (lax.select(pred, x, y) once pred is
+    # batched). Its implementation would give y a symbolic-zero cotangent; Equinox's own transpose
+    # gives each operand the cotangent where it is selected and a materialised zero elsewhere, and
+    # Equinox's checkpointed while_loop iterates on which cotangents are symbolic zeros until they
+    # agree with that answer (with the implementation's, it never stops). Binding the primitive keeps
+    # the select batched under an outer vmap.
+    zero = jnp.zeros_like(ct)
+    return [None, primitive.bind(pred, ct, zero, **params), primitive.bind(pred, zero, ct, **params)]
+
+
+def _refuse_differentiation(*primals, bind, name, **params):
+    # Equinox's nontraceable(x, name=...): the identity, whose JVP rule raises this RuntimeError as soon
+    # as a differentiated value reaches it; so does this forward pass of an active equation
+    raise RuntimeError(f"Detected differentiation of {name}")
+
+
+def _nontraceable_vjp(primitive, ct, x, *, out, saved=None, **params):
+    raise AssertionError("unreachable: the forward pass refused")  # pragma: no cover
+
+
+def _nondifferentiable_backward_vjp(primitive, ct, x, *, out, msg, symbolic, **params):
+    # Equinox's nondifferentiable_backward(x): the identity, whose transpose raises this RuntimeError for
+    # any cotangent that is not a symbolic zero (symbolic=True), or checks at run time that it is all
+    # zeros (symbolic=False, with Equinox's error_if: that library defined the primitive)
+    if ct is None:
+        return [None]
+    if symbolic:
+        raise RuntimeError(msg)
+    from equinox import error_if
+
+    return [error_if(ct, (ct != 0).any(), msg)]
+
+
+# primitives whose implementation is not their derivative's whole story (by name): the rule does what
+# the defining library's JAX rules do
+_OWN_TRANSPOSE = {
+    "select_if_vmap": (_select_if_vmap_vjp, {}),
+    "nontraceable": (_nontraceable_vjp, {"forward": _refuse_differentiation}),
+    "nondifferentiable_backward": (_nondifferentiable_backward_vjp, {"symbolic_zeros": True}),
+}
 
 deffallback(_through_implementation)
