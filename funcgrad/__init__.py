@@ -5,7 +5,8 @@ The layers (docs/architecture.md): ``core`` (the engine) <- ``rules`` (VJP rules
 module is the only one that imports them all.
 
 Public surface:
-  * differentiation: ``grad``, ``value_and_grad``, ``vjp``, ``jacrev``, ``jacobian``, ``hessian``
+  * differentiation: ``grad``, ``value_and_grad``, ``vjp``, ``jacrev``, ``jacobian``, ``hessian``;
+    forward mode (from the reverse sweep, transposed): ``jvp``, ``linearize``, ``jacfwd``, ``linear_transpose``
   * graphs: ``trace`` (function + example args -> ``Graph``), ``Graph``, ``Eqn``, ``Var``, ``Literal``
   * extension: ``defvjp``, ``defzero``, ``supported_primitives``
   * seeing backprop: ``tag``, ``backward_graph``, ``draw``, ``sensitivities``, ``module_jacobians``,
@@ -15,7 +16,20 @@ Public surface:
 """
 
 from funcgrad import nn, testing  # funcgrad.nn, funcgrad.testing.assert_grads_match
-from funcgrad.api import grad, hessian, jacobian, jacrev, trace, value_and_grad, vjp
+from funcgrad.api import (
+    grad,
+    hessian,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    linear_transpose,
+    linearize,
+    trace,
+    value_and_grad,
+    vjp,
+)
+from funcgrad.api.linearity import NonLinearError
 from funcgrad.checking.check_grads import check_grads
 from funcgrad.checking.differentiability import check_differentiable
 from funcgrad.checking.nan_hunt import NonFiniteGradientError, debug_nans
@@ -28,9 +42,11 @@ from funcgrad.core.typecheck import TypeCheckError, typecheck
 from funcgrad.errors import (
     CotangentError,
     CustomVJPError,
+    ForwardModeError,
     FuncgradError,
     InputError,
     NonDifferentiableError,
+    TangentError,
     TracingError,
     UnsupportedPrimitiveError,
     UntestedJAXError,
@@ -70,11 +86,14 @@ __all__ = [
     "CotangentError",
     "CustomVJPError",
     "Eqn",
+    "ForwardModeError",
     "FuncgradError",
     "Graph",
     "InputError",
     "Literal",
     "NonDifferentiableError",
+    "NonLinearError",
+    "TangentError",
     "TracingError",
     "Type",
     "TypeCheckError",
@@ -88,8 +107,12 @@ __all__ = [
     "defzero",
     "grad",
     "hessian",
+    "jacfwd",
     "jacobian",
     "jacrev",
+    "jvp",
+    "linear_transpose",
+    "linearize",
     "nn",
     "supported_primitives",
     "tag",

@@ -38,6 +38,16 @@ class CotangentError(InputError, ValueError):
     """A cotangent passed to a ``vjp`` function does not match the output (a ``ValueError``, as in JAX)."""
 
 
+class ForwardModeError(InputError, NotImplementedError):
+    """Forward mode (``jvp``, ``jacfwd``, ``linearize``, ``hessian``) reached a function whose derivative is
+    a user's VJP only (``jax.custom_vjp``, ``custom_vjp3``): JAX raises ``TypeError`` for the first and
+    ``NotImplementedError`` for the second, and this is both."""
+
+
+class TangentError(InputError, ValueError):
+    """A tangent passed to ``jvp`` or a ``linearize`` function does not match its primal (a ``ValueError``, as in JAX)."""
+
+
 class UntestedJAXError(UnsupportedPrimitiveError):
     """On a JAX newer than funcgrad was tested with, a differentiated equation has a parameter that
     funcgrad's rule for its primitive was not written for (it may change the derivative)."""

@@ -4,6 +4,7 @@
     python scripts/jax_suite.py --files linalg_test.py --x64 1
     python scripts/jax_suite.py --quick                  # the small subset .ci/run runs
     python scripts/jax_suite.py --break mul --files lax_autodiff_test.py   # prove the swap is live
+    python scripts/jax_suite.py --forward --quick        # funcgrad's forward mode in JAX's checks too
 
 JAX's test files for the installed version live in ../shared/jax-tests/jax-vX.Y.Z/tests (they are not
 in JAX's PyPI sdist). Each selected file runs twice in its own pytest process: pure JAX, then with
@@ -65,6 +66,9 @@ def main(argv=None) -> int:
     parser.add_argument("--x64", choices=["0", "1", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="the small CI subset (QUICK), x64 off")
     parser.add_argument("--jobs", type=int, default=1, help="pytest-xdist workers per run")
+    parser.add_argument(
+        "--forward", action="store_true", help="swap in funcgrad's forward mode too (the checker's jvp, jax.jvp, ...)"
+    )
     parser.add_argument("--break", dest="broken", help="register a deliberately wrong rule for this primitive")
     parser.add_argument("--no-baseline", action="store_true", help="skip the pure-JAX runs (then nothing is compared)")
     parser.add_argument("--allow", type=pathlib.Path, help="known differences, one test id per line")
@@ -79,6 +83,8 @@ def main(argv=None) -> int:
     names = opts.files or list(selection)
     modes = [False] if opts.quick or opts.x64 == "0" else [True] if opts.x64 == "1" else [False, True]
     extra = {"FUNCGRAD_SUITE_BREAK": opts.broken} if opts.broken else {}
+    if opts.forward:
+        extra["FUNCGRAD_SUITE_FORWARD"] = "1"
     allowed = read_allowed(opts.allow)
 
     rows, regressions = [], []

@@ -7,7 +7,9 @@ replaces, for the whole test process:
   reverse-mode checks look ``vjp`` up on the module object ``api`` at call time, and order 2
   differentiates the VJP again), by ``funcgrad.vjp``; forward-mode checks stay JAX's;
 * ``jax.grad``, ``jax.value_and_grad``, ``jax.vjp`` and ``jax.jacrev`` (what the test modules call
-  directly) by funcgrad's.
+  directly) by funcgrad's;
+* with ``FUNCGRAD_SUITE_FORWARD=1``, forward mode too: the checker's ``jvp`` (its forward-mode checks)
+  and ``jax.jvp``, ``jax.jacfwd``, ``jax.linearize`` and ``jax.hessian``.
 
 ``FUNCGRAD_SUITE_CALLS=<dir>`` makes each test process write, at its end, ``<dir>/<pid>.json``: per test
 id, how many VJPs funcgrad built while the test ran (the proof that the swap is live, test by test).
@@ -30,18 +32,25 @@ from jax._src import api as _jax_api
 from jax._src import public_test_util as _checker
 
 import funcgrad
-import funcgrad.api as _funcgrad_api
+import funcgrad.api.forward as _funcgrad_forward
+import funcgrad.api.reverse as _funcgrad_reverse
 from funcgrad.core.registry import lookup
 
 _calls: Counter = Counter()  # test id -> VJPs funcgrad built during it
 _current = [""]
 
 
+# with FUNCGRAD_SUITE_FORWARD=1, forward mode too: the checker's jvp and jax.jvp/jacfwd/linearize/hessian
+FORWARD = os.environ.get("FUNCGRAD_SUITE_FORWARD") == "1"
+SWAPPED = ("vjp", "jvp", "linearize") if FORWARD else ("vjp",)
+
+
 class _ApiWithFuncgradVJP(types.ModuleType):
-    """``jax._src.api`` with ``vjp`` replaced by funcgrad's; every other name is JAX's."""
+    """``jax._src.api`` with ``vjp`` (and ``jvp``, ``linearize`` under FUNCGRAD_SUITE_FORWARD=1) replaced by
+    funcgrad's; every other name is JAX's."""
 
     def __getattr__(self, name):
-        return funcgrad.vjp if name == "vjp" else getattr(_jax_api, name)
+        return getattr(funcgrad, name) if name in SWAPPED else getattr(_jax_api, name)
 
 
 def _swap() -> None:
@@ -50,18 +59,20 @@ def _swap() -> None:
     jax.value_and_grad = funcgrad.value_and_grad
     jax.vjp = funcgrad.vjp
     jax.jacrev = funcgrad.jacrev
+    if FORWARD:
+        jax.jvp, jax.jacfwd, jax.linearize, jax.hessian = funcgrad.jvp, funcgrad.jacfwd, funcgrad.linearize, funcgrad.hessian
 
 
 def _count() -> None:
-    # every differentiation function of funcgrad's (grad, value_and_grad, vjp, jacrev, hessian) builds
-    # its VJP through api._vjp, looked up as a module global at call time
-    build = _funcgrad_api._vjp
+    # every differentiation function of funcgrad's builds its VJP through reverse._vjp (forward mode
+    # imports it by name: both module globals are replaced), looked up at call time
+    build = _funcgrad_reverse._vjp
 
     def counted(*args, **kwargs):
         _calls[_current[0]] += 1
         return build(*args, **kwargs)
 
-    _funcgrad_api._vjp = counted
+    _funcgrad_reverse._vjp = _funcgrad_forward._vjp = counted
 
 
 def _break(primitive: str) -> None:

@@ -21,10 +21,19 @@ from tests.conftest import x64
 
 typeof = getattr(jax, "typeof", None) or jax.core.get_aval  # jax.typeof: jax >= 0.6
 
-# the differentiation functions funcgrad has; JAX's others (jacfwd, jvp, linearize) are forward mode,
-# which funcgrad does not provide yet: test_every_jax_function_funcgrad_exports_is_compared says so
-PARITY = ["grad", "value_and_grad", "vjp", "jacrev", "jacobian", "hessian"]
-FORWARD_MODE = ["jacfwd", "jvp", "linearize"]
+# JAX's differentiation functions: funcgrad has each, with JAX's signature
+PARITY = [
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "jacrev",
+    "jacobian",
+    "hessian",
+    "jvp",
+    "jacfwd",
+    "linearize",
+    "linear_transpose",
+]
 
 
 def _params(fn):
@@ -36,9 +45,10 @@ def test_signature_matches_jax(name):
     assert _params(getattr(funcgrad, name)) == _params(getattr(jax, name))
 
 
-def test_every_jax_function_funcgrad_exports_is_compared():
-    for name in FORWARD_MODE:
-        assert not hasattr(funcgrad, name), f"funcgrad.{name} exists now: move it from FORWARD_MODE to PARITY"
+def test_every_jax_differentiation_function_is_compared():
+    differentiation = {"grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose", "hessian"}
+    differentiation |= {n for n in dir(jax) if n.startswith("jac")}
+    assert differentiation <= set(PARITY) and set(PARITY) <= set(funcgrad.__all__)
 
 
 # ------------------------------------------------------------------ errors
@@ -46,6 +56,14 @@ def test_every_jax_function_funcgrad_exports_is_compared():
 
 Z = jnp.array([1.0 + 2.0j, -0.5 + 0.25j], jnp.complex64)
 X = jnp.array([0.5, -1.0, 2.0], jnp.float32)
+
+
+@jax.custom_vjp
+def _identity_vjp(x):
+    return x
+
+
+_identity_vjp.defvjp(lambda x: (x, None), lambda _, g: (g,))
 
 
 def _vjp_fn(api, f, *primals):
@@ -86,6 +104,21 @@ ERRORS = [
     ("vjp_fn_wrong_shape", lambda api: _vjp_fn(api, jnp.sin, X)(jnp.ones(4))),
     ("vjp_fn_wrong_tree", lambda api: _vjp_fn(api, lambda x: (x, 3.0), 1.0)((1.0, None))),
     ("vjp_fn_integer_cotangent", lambda api: _vjp_fn(api, jnp.sin, 1.0)(1)),
+    ("jvp_not_tuples", lambda api: api.jvp(jnp.sin, 1.0, 1.0)),
+    ("jvp_tree_mismatch", lambda api: api.jvp(lambda x, y: x, (1.0, 2.0), ((1.0,), 2.0))),
+    ("jvp_shape_mismatch", lambda api: api.jvp(jnp.sin, (X,), (jnp.ones(2),))),
+    ("jvp_dtype_mismatch", lambda api: api.jvp(jnp.sin, (X,), (X.astype(jnp.float16),))),
+    ("jvp_integer_tangent", lambda api: api.jvp(lambda n: n * 2, (1,), (1,))),
+    ("jvp_custom_vjp", lambda api: api.jvp(_identity_vjp, (1.0,), (1.0,))),
+    ("jacfwd_integer_input", lambda api: api.jacfwd(lambda x: x * 2.0)(jnp.ones(2, jnp.int32))),
+    ("jacfwd_complex_input", lambda api: api.jacfwd(lambda z: z * 2.0)(Z)),
+    ("jacfwd_holomorphic_real_input", lambda api: api.jacfwd(lambda z: z * z, holomorphic=True)(X)),
+    ("jacfwd_custom_vjp", lambda api: api.jacfwd(_identity_vjp)(X)),
+    ("linearize_wrong_tangent", lambda api: api.linearize(jnp.sin, 1.0)[1](jnp.ones(3))),
+    ("linear_transpose_of_sin", lambda api: api.linear_transpose(jnp.sin, 1.0)(1.0)),
+    ("linear_transpose_of_square", lambda api: api.linear_transpose(lambda x: x * x, 1.0)(1.0)),
+    ("linear_transpose_float_to_int", lambda api: api.linear_transpose(lambda x: (x * 2).astype(jnp.int32), 1.0)),
+    ("linear_transpose_reduce_axes", lambda api: api.linear_transpose(jnp.negative, 1.0, reduce_axes=("i",))),
 ]
 
 
@@ -122,6 +155,14 @@ MESSAGES = [
         "jacrev_holomorphic_real_input",
         "jacrev with holomorphic=True requires inputs with complex dtype, but got float32",
     ),
+    ("jvp_not_tuples", "primal and tangent arguments to jax.jvp must be tuples or lists; found float and float"),
+    ("jvp_tree_mismatch", "primal and tangent arguments to jax.jvp must have the same tree structure"),
+    ("jvp_shape_mismatch", "jvp called with different primal and tangent shapes;Got primal shape (3,)"),
+    ("jvp_integer_tangent", "primal and tangent arguments to jax.jvp do not match; dtypes must be equal"),
+    ("jvp_custom_vjp", "can't apply forward-mode autodiff (jvp) to a custom_vjp function."),
+    ("jacfwd_integer_input", "jacfwd requires real-valued inputs (input dtype that is a sub-dtype of np.floating)"),
+    ("linearize_wrong_tangent", "linearized function called on tangent values inconsistent with the original"),
+    ("linear_transpose_float_to_int", "linear_transpose only supports [float or complex] -> [float or complex]"),
     (
         "jacrev_complex_output",
         "jacrev requires real-valued outputs (output dtype that is a sub-dtype of np.floating), but got complex64",

@@ -1,6 +1,6 @@
-"""The public differentiation API, with JAX's signatures and semantics.
+"""Reverse mode, with JAX's signatures and semantics.
 
-``grad``, ``value_and_grad``, ``vjp``, ``jacrev``/``jacobian`` and ``hessian`` take exactly the
+``grad``, ``value_and_grad``, ``vjp`` and ``jacrev``/``jacobian`` take exactly the
 parameters of the installed JAX's functions (``tests/test_api_parity.py`` compares them), trace the
 function into a ``funcgrad.Graph`` (abstractly, like ``jax.jit``) and run funcgrad's reverse sweep
 (``funcgrad.core.sweep``) over it. Which arguments are traced is decided by
@@ -229,6 +229,8 @@ def _as_cotangent_of(ct, t: Type):
         return np.zeros(t.shape, jax.dtypes.float0)
     if ct is None:
         ct = jnp.zeros(t.shape, t.dtype)
+    elif isinstance(ct, (np.ndarray, np.generic, *_PYTHON_SCALARS)):
+        ct = jnp.asarray(ct)  # a rule computed it from constants alone: returned as the jax Array JAX returns
     if _dtype_of(ct) != t.dtype or _is_weak(ct) != t.weak_type:
         # lax.convert_element_type always gives a strongly typed result; the primitive takes the flag
         ct = lax.convert_element_type_p.bind(
@@ -556,40 +558,6 @@ def jacrev(
 
 
 jacobian = jacrev
-
-
-def hessian(
-    fun: Callable,
-    argnums: int | Sequence[int] = 0,
-    has_aux: bool = False,
-    holomorphic: bool = False,
-) -> Callable:
-    """Like ``jax.hessian``: the matrix of second derivatives, computed reverse-over-reverse.
-
-    Args:
-      fun: the function; its output may be any pytree of arrays.
-      argnums: which positional argument(s) to differentiate, an int or a sequence of ints.
-      has_aux: ``fun`` returns a pair ``(out, aux)``; ``aux`` is returned unchanged.
-      holomorphic: ``fun`` is holomorphic; its differentiated inputs and its outputs must be complex.
-
-    Returns:
-      A function with ``fun``'s signature returning the Hessian (``(hessian, aux)`` with ``has_aux``),
-      structured as ``jax.hessian``'s: output structure, then argument structure twice.
-    """
-    _check_callable(fun, "hessian")
-    _check_argnums(argnums, "hessian")
-    inner = jacrev(fun, argnums, has_aux=has_aux, holomorphic=holomorphic)
-    outer = jacrev(inner, argnums, has_aux=has_aux, holomorphic=holomorphic)
-
-    @functools.wraps(fun)
-    def hessian_fun(*args, **kwargs):
-        if holomorphic:
-            _check_holomorphic_inputs("hessian", fun, args, argnums_tuple(argnums, len(args), fun))
-        else:
-            _check_real_inputs("hessian", fun, args, argnums_tuple(argnums, len(args), fun))
-        return outer(*args, **kwargs)
-
-    return hessian_fun
 
 
 def _check_real_inputs(name: str, fun, args, argnums) -> None:
