@@ -60,7 +60,12 @@ def _swap() -> None:
     jax.vjp = funcgrad.vjp
     jax.jacrev = funcgrad.jacrev
     if FORWARD:
-        jax.jvp, jax.jacfwd, jax.linearize, jax.hessian = funcgrad.jvp, funcgrad.jacfwd, funcgrad.linearize, funcgrad.hessian
+        jax.jvp, jax.jacfwd, jax.linearize, jax.hessian = (
+            funcgrad.jvp,
+            funcgrad.jacfwd,
+            funcgrad.linearize,
+            funcgrad.hessian,
+        )
 
 
 def _count() -> None:
@@ -85,7 +90,12 @@ def _break(primitive: str) -> None:
         return [None if c is None else c * 1.5 for c in right(ct, *primals, **params)]
 
     funcgrad.defvjp(
-        primitive, wrong, symbolic_zeros=record.symbolic_zeros, perturbed=record.perturbed, forward=record.forward
+        primitive,
+        wrong,
+        symbolic_zeros=record.symbolic_zeros,
+        perturbed=record.perturbed,
+        forward=record.forward,
+        runs_without_cotangent=record.runs_without_cotangent,
     )
 
 

@@ -25,6 +25,7 @@ import contextlib
 import functools
 import re
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -836,3 +837,29 @@ def test_nondiff_argnums_get_the_callers_array_not_a_tracer():
             transform(jax.grad)(x, jnp.array(2.0))
         with pytest.raises(jax.errors.UnexpectedTracerError):
             transform(funcgrad.grad)(x, jnp.array(2.0))
+
+
+def test_custom_vjp_bwd_runs_when_no_cotangent_reaches_it():
+    # JAX runs a custom_vjp's bwd whenever the equation is differentiated, even with zero cotangents, and
+    # a bwd may return a "gradient" that does not come from them (Flax's fp8 layers return the new amax
+    # history so). funcgrad once skipped the rule when no cotangent arrived: a silent zero.
+    @jax.custom_vjp
+    def record(x, history):
+        return x * 1.0
+
+    record.defvjp(lambda x, h: (x * 1.0, h + 1.0), lambda new_history, ct: (None, new_history))
+
+    @jax.custom_vjp
+    def consume(y, w):
+        return y * w
+
+    consume.defvjp(lambda y, w: (y * w, y), lambda y, ct: (None, jnp.sum(ct * y)))  # no cotangent for y
+
+    def loss(w, history, x):
+        return jnp.sum(consume(record(x, history), w))
+
+    args = (jnp.float32(2.0), jnp.array([1.0, 5.0]), jnp.array([0.5, -1.0]))
+    want = jax.grad(loss, argnums=(0, 1))(*args)
+    np.testing.assert_allclose(want[1], [2.0, 6.0])
+    for ours in (funcgrad.grad(loss, argnums=(0, 1))(*args), jax.jit(funcgrad.grad(loss, argnums=(0, 1)))(*args)):
+        chex.assert_trees_all_close(ours, want)

@@ -212,3 +212,26 @@ def test_equinox_nontraceable_and_nondifferentiable_backward_raise_as_with_jax()
     # no cotangent reaches it (it only feeds a stop_gradient): no error, with either
     quiet = lambda x: jnp.sum(jax.lax.stop_gradient(eqxi.nondifferentiable_backward(x)) * x)
     chex.assert_trees_all_close(funcgrad.grad(quiet)(x), jax.grad(quiet)(x))
+
+
+def test_flax_fp8_dense_amax_history_gradients():
+    # Flax's fp8 DenseGeneral returns its new amax histories and scales as the gradient of those
+    # variables (through custom_vjp bwds that receive no cotangent): funcgrad once returned zeros there
+    import flax.linen as nn
+    from flax.linen import fp8_ops
+
+    key, x_key = jax.random.split(jax.random.key(123))
+    x = jax.random.uniform(x_key, (16, 16))
+    dy = jax.random.normal(key, (16, 32))
+    for quantizer in (nn.Fp8DotGeneral, nn.NANOOFp8DotGeneralOp):
+        dense = nn.DenseGeneral(features=32, use_bias=True, dot_general_cls=quantizer)
+        variables = dense.init(key, x)
+
+        def loss(v, dense=dense):
+            return jnp.sum(dense.apply(v, x) * dy)
+
+        want = jax.jit(jax.grad(loss))(variables)
+        ours = jax.jit(funcgrad.grad(loss))(variables)
+        chex.assert_trees_all_close(ours, want, rtol=1e-5, atol=1e-5)
+        history = jax.tree.leaves(want[fp8_ops.OVERWRITE_WITH_GRADIENT])
+        assert any(float(jnp.max(jnp.abs(h.astype(jnp.float32)))) > 0 for h in history)

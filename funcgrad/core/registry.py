@@ -52,6 +52,10 @@ class RuleRecord:
     # how the sweep's forward pass evaluates an active equation: forward(*primals, **params) ->
     # (outputs, saved); the rule then receives ``saved=`` (None if the values came from elsewhere)
     forward: Callable | None = None
+    # the sweep runs the rule even when no output received a cotangent (it gets None for each, so the
+    # record has symbolic_zeros): JAX runs a custom_vjp's bwd so, and a bwd may return cotangents that
+    # do not come from its inputs' (Flax's fp8 bwd returns the new amax history as its gradient)
+    runs_without_cotangent: bool = False
     # the module that registered it (funcgrad's own rule modules may register a primitive once)
     owner: str = ""
 
@@ -147,6 +151,7 @@ def defvjp(
     symbolic_zeros: bool = False,
     perturbed: bool = False,
     forward: Callable | None = None,
+    runs_without_cotangent: bool = False,
 ):
     """Register (or override) the VJP rule of ``primitive``; usable as a decorator.
 
@@ -165,6 +170,9 @@ def defvjp(
     elsewhere (a concrete trace), and must then recompute what it needs. ``custom_vjp_call`` uses it:
     as in JAX, the user's fwd computes the primal outputs and the residuals, once.
 
+    With ``runs_without_cotangent=True`` (and ``symbolic_zeros=True``) the rule of an active equation
+    runs even when none of its outputs received a cotangent, as JAX runs a ``custom_vjp``'s bwd.
+
     Returns a ``Registration``: it calls the rule, and ``restore()`` (or a ``with`` block)
     puts back the previous record.
 
@@ -178,7 +186,15 @@ def defvjp(
             ...
     """
     owner = _caller_module(1)  # who registers: funcgrad's own rule modules may do so once per primitive
-    flags = dict(symbolic_zeros=symbolic_zeros, perturbed=perturbed, forward=forward, owner=owner)
+    if runs_without_cotangent and not symbolic_zeros:
+        raise ValueError(f"defvjp({primitive!r}, runs_without_cotangent=True) needs symbolic_zeros=True")
+    flags = dict(
+        symbolic_zeros=symbolic_zeros,
+        perturbed=perturbed,
+        forward=forward,
+        runs_without_cotangent=runs_without_cotangent,
+        owner=owner,
+    )
     if rule is None:
         return lambda r: _register(RuleRecord(primitive, "rule", r, **flags))
     return _register(RuleRecord(primitive, "rule", rule, **flags))

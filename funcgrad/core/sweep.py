@@ -62,7 +62,7 @@ class Backward:
                 accumulate(ct_env, atom, ct)
         for eqn in reversed(self.activity.eqns):
             cts = [ct_env.pop(v, None) for v in eqn.outputs]
-            if all(ct is None for ct in cts):
+            if all(ct is None for ct in cts) and not _runs_without_cotangent(eqn):
                 continue
             needed = [is_active(a) for a in eqn.inputs]
             if self.hooks is None:
@@ -75,6 +75,11 @@ class Backward:
                 if ct is not None and is_active(atom):
                     accumulate(ct_env, atom, ct)
         return [ct_env.get(v) for v in self.graph.inputs]
+
+
+def _runs_without_cotangent(eqn: Eqn) -> bool:
+    record = registry.lookup_eqn(eqn)
+    return record is not None and record.runs_without_cotangent
 
 
 def vjp_graph(

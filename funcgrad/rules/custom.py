@@ -116,7 +116,13 @@ def custom_vjp_call_forward(*primals, call, vjp, num_consts, perturbed, **params
 # perturbed: the user's fwd is traced for the inputs a differentiated value flows into (JAX's
 # ``CustomVJPPrimal.perturbed``); symbolic_zeros: an unused output's cotangent reaches the user's
 # bwd as JAX's ``SymbolicZero`` when the function asked for them, else as zeros
-@defvjp("custom_vjp_call", symbolic_zeros=True, perturbed=True, forward=custom_vjp_call_forward)
+@defvjp(
+    "custom_vjp_call",
+    symbolic_zeros=True,
+    perturbed=True,
+    forward=custom_vjp_call_forward,
+    runs_without_cotangent=True,  # JAX runs the user's bwd whenever the equation is differentiated
+)
 def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, perturbed, saved, **params):
     if saved is None:  # the forward values came from a concrete trace: run fwd for the residuals
         _, saved = custom_vjp_call_forward(
