@@ -235,3 +235,15 @@ def test_flax_fp8_dense_amax_history_gradients():
         chex.assert_trees_all_close(ours, want, rtol=1e-5, atol=1e-5)
         history = jax.tree.leaves(want[fp8_ops.OVERWRITE_WITH_GRADIENT])
         assert any(float(jnp.max(jnp.abs(h.astype(jnp.float32)))) > 0 for h in history)
+
+
+def test_equinox_nondifferentiable_raises_its_message():
+    # eqxi.nondifferentiable is a custom_jvp whose rule raises: with funcgrad, the same error as with JAX,
+    # raised by the grad call (JAX raises it while the function runs; funcgrad when it runs the rules)
+    import equinox.internal as eqxi
+
+    f = lambda x: jnp.sum(eqxi.nondifferentiable(x * 2, msg="kaboom!"))
+    for grad in (jax.grad, funcgrad.grad):
+        with pytest.raises(RuntimeError, match="kaboom!"):
+            grad(f)(jnp.ones(2))
+    np.testing.assert_allclose(funcgrad.grad(lambda x: jnp.sum(x) + f(jax.lax.stop_gradient(x)))(jnp.ones(2)), 1.0)
