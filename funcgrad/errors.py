@@ -59,9 +59,9 @@ class UntestedJAXWarning(UserWarning):
 
 class CustomVJPError(FuncgradError, UnexpectedTracerError):
     """A ``custom_vjp`` function (or a ``jax.custom_gradient`` one) is differentiated with respect to a
-    value it closes over. The message contains the sentence of JAX's ``CustomVJPException`` (what
-    ``jax.grad(jax.jit(f))`` raises; that class is internal to JAX's AD); the class is also JAX's
-    ``UnexpectedTracerError``, what eager ``jax.grad(f)`` raises there, so ``except`` clauses written
+    value it closes over. The message contains the sentence of JAX's ``CustomVJPException`` (what JAX's
+    gradient of a jitted function raises; that class is internal to JAX's AD); the class is also JAX's
+    ``UnexpectedTracerError``, what JAX's eager gradient raises there, so ``except`` clauses written
     for JAX catch it."""
 
     def __init__(self, message: str):
