@@ -7,6 +7,11 @@ function of JAX operations, that function *is* the primitive's meaning: funcgrad
 its own reverse sweep over it, as it does over any function. Registering a rule with
 ``funcgrad.defvjp`` takes precedence. A primitive JAX implements by compiling it (no Python
 implementation) still needs a rule, and the error says which library defined it.
+
+A few such primitives mean more than their implementation says (Equinox's ``select_if_vmap``, whose
+implementation drops an operand that matters under ``vmap``; its assertion primitives, which are the
+identity but must raise when differentiated): ``_OWN_TRANSPOSE`` gives them the rules their library
+gives JAX, written here with the primitive's own ``bind``.
 """
 
 from __future__ import annotations
