@@ -38,7 +38,7 @@ import sys
 import tarfile
 import tempfile
 
-from suite_runs import ROOT, outcomes, read_allowed, run_pytest
+from suite_runs import ROOT, read_allowed, run_pytest
 
 CACHE = pathlib.Path(os.environ.get("FUNCGRAD_THIRD_PARTY_DIR", pathlib.Path.home() / ".cache/funcgrad-third-party"))
 EQUINOX_GIT = "https://github.com/patrick-kidger/equinox"
@@ -127,11 +127,6 @@ def main(argv=None) -> int:
     parser.add_argument("--allow", type=pathlib.Path, default=ROOT / "scripts/third_party_deviations.txt")
     parser.add_argument("--out", type=pathlib.Path, help="also write the table (markdown) here")
     parser.add_argument("--reports", type=pathlib.Path, help="keep each run's JUnit XML report in this folder")
-    parser.add_argument(
-        "--baseline-from",
-        type=pathlib.Path,
-        help="read the pure-JAX runs from this --reports folder (<suite>-jax.xml) instead of running them again",
-    )
     opts = parser.parse_args(argv)
 
     makers = {"optax": optax_suite, "flax": flax_suite, "equinox": lambda: equinox_suite(opts.equinox_git)}
@@ -149,10 +144,6 @@ def main(argv=None) -> int:
         paths = [suite.rootdir / f for f in files]
         runs = {}
         for label, swapped in (("pure JAX", False), ("funcgrad", True)):
-            kept = opts.baseline_from / f"{name}-jax.xml" if opts.baseline_from and not swapped else None
-            if kept is not None:
-                runs[label] = outcomes(kept, 0.0)
-                continue
             runs[label] = run_pytest(
                 paths,
                 suite.rootdir,
