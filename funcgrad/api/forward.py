@@ -39,6 +39,7 @@ from funcgrad.api.reverse import (
     _Pullback,
     _vjp,
     jacrev,
+    standard_basis,
 )
 from funcgrad.core.call import argnums_tuple, fun_name, is_array, leaf_dtype
 from funcgrad.errors import ForwardModeError, InputError, TangentError
@@ -260,13 +261,7 @@ def jacfwd(
                     )
         dyn = tuple(args[n] for n in nums)
         in_leaves, in_tree = tree_util.tree_flatten(dyn)
-        sizes = [int(np.size(x)) for x in in_leaves]
-        total = sum(sizes)
-        basis, start = [], 0
-        for x, n in zip(in_leaves, sizes):
-            eye = jnp.eye(total, dtype=leaf_dtype(x))[:, start : start + n]
-            basis.append(jnp.reshape(eye, (total, *np.shape(x))))
-            start += n
+        sizes, basis = standard_basis(in_leaves)
         tangents = tree_util.tree_unflatten(in_tree, basis)
         columns = jax.vmap(lambda t: _push(res.pullback, res.residuals, t))(tangents)  # leaf: (total, *out.shape)
 

@@ -503,6 +503,20 @@ def vjp(
     return (res.out, vjp_fn, res.aux) if has_aux else (res.out, vjp_fn)
 
 
+def standard_basis(leaves) -> tuple[list[int], list]:
+    """``(sizes, basis)``: each leaf's size, and per leaf the ``(total, *leaf.shape)`` slice of the identity
+    of order ``total = sum(sizes)`` in its dtype; row ``i`` of all slices together is the ``i``-th unit
+    vector of the leaves flattened and concatenated (what ``jacrev`` and ``jacfwd`` vmap over)."""
+    sizes = [int(np.size(x)) for x in leaves]
+    total = sum(sizes)
+    basis, start = [], 0
+    for x, n in zip(leaves, sizes):
+        eye = jnp.eye(total, dtype=leaf_dtype(x))[:, start : start + n]
+        basis.append(jnp.reshape(eye, (total, *np.shape(x))))
+        start += n
+    return sizes, basis
+
+
 def jacrev(
     fun: Callable,
     argnums: int | Sequence[int] = 0,
@@ -534,13 +548,7 @@ def jacrev(
         out_leaves = res.main_values
         for y, where in zip(out_leaves, res.main_paths):
             _check_output_dtype("jacrev", holomorphic, leaf_dtype(y), fun, where)
-        sizes = [int(np.size(y)) for y in out_leaves]
-        total = sum(sizes)
-        basis, start = [], 0
-        for y, n in zip(out_leaves, sizes):
-            eye = jnp.eye(total, dtype=leaf_dtype(y))[:, start : start + n]
-            basis.append(jnp.reshape(eye, (total, *np.shape(y))))
-            start += n
+        sizes, basis = standard_basis(out_leaves)
         cts = jax.vmap(res)(tree_util.tree_unflatten(res.main_tree, basis))
         per_out, start = [], 0
         for y, n in zip(out_leaves, sizes):
