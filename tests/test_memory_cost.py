@@ -78,3 +78,14 @@ def test_cost_report_without_xla_inside_jit():
     w = jnp.ones((4, 4))
     flops = jax.jit(lambda w: funcgrad.cost_report(dense_tanh, xla=False)(w, w).forward_flops * 1.0 + w.sum())
     assert float(flops(w)) - 16.0 == 2 * 4 * 4 * 4 + 16 + 16
+
+
+def test_a_custom_vjp_s_residuals_are_what_its_fwd_saved():
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+
+    f.defvjp(lambda x: (jnp.sin(x), (jnp.cos(x), x[:2])), lambda res, g: (g * res[0],))
+    res = funcgrad.saved_residuals(lambda x: f(x).sum())(jnp.ones(3))
+    # fwd saved cos(x) and x[:2]; the bwd reads only cos(x), and not the argument x itself
+    assert [(r.kind, r.type.shape) for r in res] == [("saved by custom_vjp_call", (3,))]

@@ -109,6 +109,55 @@ def placement_of(x) -> tuple:
     return (manual, getattr(aval, "sharding", None))
 
 
+# ---------------------------------------------------------- checkpoint policies
+
+
+def remat_decision(policy, primitive, in_types: Sequence[Any], params) -> tuple[str, Any]:
+    """What a ``jax.checkpoint`` policy says of one equation: ``("save", None)``, ``("recompute", None)``
+    or ``("offload", (src, dst))`` (memory kinds). JAX calls the policy as
+    ``policy(primitive, *input avals, **params)`` and accepts a bool, ``Saveable``, ``Recompute`` or
+    ``Offloadable(src, dst)`` (the same in every supported release); ``policy=None`` saves nothing."""
+    if policy is None:
+        return ("recompute", None)
+    avals = [_core.ShapedArray(tuple(t.shape), t.dtype, weak_type=t.weak_type) for t in in_types]
+    case = policy(primitive, *avals, **params)
+    if isinstance(case, bool):
+        return ("save", None) if case else ("recompute", None)
+    kind = type(case).__name__
+    if kind == "SaveableType":
+        return ("save", None)
+    if kind == "RecomputeType":
+        return ("recompute", None)
+    if kind == "Offloadable" and isinstance(case, tuple):
+        return ("offload", (case.src, case.dst))
+    # JAX's message (partial_eval.ensure_enum), and its class
+    msg = (
+        "Value returned by a remat policy should be a bool or `ad_checkpoint.Recompute`, "
+        f"`ad_checkpoint.Saveable` or `ad_checkpoint.Offloadable(...)`. Got {case} of type {type(case)}."
+    )
+    if isinstance(case, type) and case.__name__ == "Offloadable":
+        msg += "Did you return `Offloadable` instead of an instantiated `Offloadable(...)`?"
+    raise TypeError(msg)
+
+
+def to_memory_kind(x, kind: str):
+    """``x`` moved to memory kind ``kind`` ("pinned_host", "device", ...), as JAX's offloading remat does
+    (``jax.device_put`` to a memory space: jax >= 0.6; ``TransferToMemoryKind`` before)."""
+    to_space = getattr(_core, "mem_kind_to_space", None)
+    if to_space is not None:
+        return jax.device_put(x, to_space(kind))
+    return _transfer_to(kind)(x)  # pragma: no cover - older JAX releases
+
+
+@functools.cache
+def _transfer_to(kind: str):
+    # jax < 0.6 accepts TransferToMemoryKind only inside jit (outside it wants a concrete sharding,
+    # and a CPU device there lists no "pinned_host"), so the move is jitted, as JAX's remat runs it
+    from jax._src.sharding_impls import TransferToMemoryKind
+
+    return jax.jit(lambda x: jax.device_put(x, TransferToMemoryKind(kind)))
+
+
 # ---------------------------------------------------------------------- binding
 
 
@@ -120,9 +169,19 @@ def bind(primitive, params, *args) -> list:
         args = (*subfuns, *args)
     if primitive.name == "custom_jvp_call":
         out = past_debug_info_check(lambda: primitive.bind(*args, **bind_params))
+    elif primitive.name == "device_put" and _moves_memory_outside_jit(bind_params, args):
+        out = jax.jit(lambda *xs: primitive.bind(*xs, **bind_params))(*args)  # pragma: no cover - jax < 0.6
     else:
         out = primitive.bind(*args, **bind_params)
     return list(out) if primitive.multiple_results else [out]
+
+
+def _moves_memory_outside_jit(params, args) -> bool:
+    # jax < 0.6 accepts device_put to a memory kind (TransferToMemoryKind) only inside jit: an eager
+    # evaluation of such an equation (a graph with a remat policy's offload in it) runs it jitted
+    if hasattr(_core, "mem_kind_to_space") or any(is_tracer(a) for a in args):
+        return False
+    return any(type(d).__name__ == "TransferToMemoryKind" for d in params.get("devices", ()))
 
 
 def past_debug_info_check(run: Callable[[], Any]) -> Any:

@@ -101,11 +101,11 @@ def vjp_graph(
     if values is not None:
         env, saved = values, {}
     else:
-        env, saved = evaluate_saving(graph, args, _forwards(act))
+        env, saved = evaluate_saving(graph, args, forwards(act))
     return read_all(env, graph.outputs), Backward(graph, env, act, hooks, saved)
 
 
-def _forwards(act: Activity) -> dict:
+def forwards(act: Activity) -> dict:
     """id(eqn) -> how to evaluate it, for the active equations whose rule brings its own forward."""
     found = {}
     for eqn in act.eqns:

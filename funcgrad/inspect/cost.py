@@ -21,66 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable, Sequence
 
 import jax
-import numpy as np
 
 from funcgrad import api
 from funcgrad.core.call import Call
-from funcgrad.core.ir import Eqn, Literal, Type, var_names
+from funcgrad.core.ir import var_names
 from funcgrad.core.jax_compat import cost_analysis
-from funcgrad.inspect.residuals import trace_backward
-
-_NO_FLOPS = {
-    "reshape", "transpose", "broadcast_in_dim", "squeeze", "expand_dims", "convert_element_type", "copy", "copy_p",
-    "tag", "slice", "dynamic_slice", "dynamic_update_slice", "concatenate", "pad", "rev", "gather", "iota",
-    "stop_gradient", "select_n", "bitcast_convert_type", "reduce_precision", "split",
-}  # fmt: skip
-_PER_INPUT = {"reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin", "cumsum", "cumprod",
-              "cummax", "cummin", "cumlogsumexp", "reduce_and", "reduce_or"}  # fmt: skip
-
-
-def _nbytes(t: Type) -> int:
-    try:
-        return t.size * np.dtype(t.dtype).itemsize
-    except TypeError:
-        return 0
-
-
-def eqn_flops(eqn: Eqn) -> int:
-    """Estimated floating-point operations of one equation (see the module docstring)."""
-    p = eqn.primitive
-    ins = [a.type for a in eqn.inputs]
-    out = eqn.outputs[0].type if eqn.outputs else Type((), np.dtype("float32"))
-    if p == "dot_general":
-        (lhs_contract, _), _ = eqn.params["dimension_numbers"]
-        # every output element is a length-K dot product: K multiplies and K adds
-        k = math.prod(ins[0].shape[d] for d in lhs_contract)
-        return 2 * out.size * k if out.size else 0
-    if p == "conv_general_dilated":
-        rhs = ins[1].shape
-        out_feature_dim = eqn.params["dimension_numbers"].rhs_spec[0]
-        per_out = math.prod(rhs) // max(rhs[out_feature_dim], 1)
-        return 2 * out.size * per_out
-    if p in _NO_FLOPS:
-        return 0
-    if p in _PER_INPUT:
-        return ins[0].size if ins else 0
-    subs = eqn.subgraphs()
-    if subs:
-        times = int(eqn.params.get("length", 1)) if p == "scan" else 1
-        return times * sum(eqn_flops(e) for g in subs[:1] for e in g.eqns)
-    return sum(v.type.size for v in eqn.outputs)
-
-
-def eqn_bytes(eqn: Eqn) -> int:
-    """Bytes read and written by one equation (no fusion); a tag moves nothing."""
-    if eqn.primitive == "tag":
-        return 0
-    read = sum(_nbytes(a.type) for a in eqn.inputs if not (isinstance(a, Literal) and a.type.ndim == 0))
-    return read + sum(_nbytes(v.type) for v in eqn.outputs)
+from funcgrad.inspect.eqn_cost import eqn_bytes, eqn_flops
+from funcgrad.inspect.residuals import recomputations, trace_backward
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +52,8 @@ class CostReport:
     rows: tuple[EqnCost, ...]
     xla_forward: dict
     xla_forward_backward: dict
+    # of the backward pass's FLOPs, those that evaluate jax.checkpoint bodies again (as its policy decided)
+    recompute_flops: int = 0
 
     def total(self, phase: str, what: str = "flops") -> int:
         return sum(getattr(r, what) for r in self.rows if r.phase == phase)
@@ -132,6 +84,8 @@ class CostReport:
         ratio = self.backward_flops / self.forward_flops if self.forward_flops else float("nan")
         lines.append(f"forward:  {self.forward_flops} flops, {self.forward_bytes} bytes")
         lines.append(f"backward: {self.backward_flops} flops, {self.backward_bytes} bytes ({ratio:.2f}x forward)")
+        if self.recompute_flops:
+            lines.append(f"  of which {self.recompute_flops} flops recompute jax.checkpoint bodies")
         xf, xb = self.xla_forward.get("flops"), self.xla_forward_backward.get("flops")
         if xf is not None and xb is not None:
             lines.append(f"XLA (compiled): forward {xf:.0f} flops, forward+backward {xb:.0f} flops")
@@ -172,7 +126,7 @@ def cost_report(
         if xla:
             xf = _xla_cost(fun, args, kwargs)
             xb = _xla_cost(api.value_and_grad(fun, argnums, has_aux), args, kwargs)
-        return CostReport(tuple(rows), xf, xb)
+        return CostReport(tuple(rows), xf, xb, sum(r.flops for r in recomputations(tb)))
 
     return run
 

@@ -2,6 +2,7 @@
 
 from funcgrad.core.registry import defnovjp, defvjp, defzero, supported_primitives, vjp_rules
 from funcgrad.rules import (  # noqa: F401  (each module registers its rules on import)
+    checkpoint,
     collective,
     control,
     conv,

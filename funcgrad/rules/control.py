@@ -1,4 +1,4 @@
-"""VJP rules for control flow and checkpointing: ``cond``, ``scan``, ``while``, ``checkpoint``.
+"""VJP rules for control flow: ``cond``, ``scan``, ``while``, and calls with no derivative.
 
 The nested programs of these primitives are funcgrad ``Graph`` values in
 ``params``. Every rule differentiates them with funcgrad's own reverse sweep
@@ -20,9 +20,8 @@ transpose and dead-code elimination skip them too, and give finite answers).
   scan with an integer counter, which gets no gradient.
 * ``while``: refused (its trip count is dynamic, so the iterations cannot be
   stored), as JAX refuses it; the driver raises at the loop's source line.
-* ``checkpoint`` (``jax.checkpoint`` / ``jax.remat``): the body's forward is
-  recomputed inside the backward pass instead of being kept from the forward
-  pass. See docs/control_flow.md for what happens to ``policy``.
+
+``checkpoint`` (``jax.checkpoint`` / ``jax.remat``) and its policies: ``funcgrad.rules.checkpoint``.
 """
 
 from __future__ import annotations
@@ -160,30 +159,6 @@ defnovjp(
     "jax.custom_vjp (e.g. implicit differentiation of a fixed point). Loops that do not depend on a "
     "differentiated input at all are fine.",
 )
-
-
-# ------------------------------------------------------------------ checkpoint
-
-
-@defvjp("checkpoint", symbolic_zeros=True)
-def checkpoint_vjp(ct, *args, out, body, prevent_cse=True, **params):
-    # rematerialize: run the body's forward again here, in the backward pass, rather than keeping its
-    # intermediates from the forward pass. Whatever `policy` says, everything is recomputed.
-    cts = float_only(ct, body.out_types)
-    wrt = differentiated(body.in_types)
-    if not any(wrt):
-        return [None] * len(args)
-    if prevent_cse:
-        # keep XLA from merging the recomputation with the forward pass (JAX's remat does the same).
-        # One barrier per input: a barrier joins its operands' varying axes inside shard_map.
-        args = [lax.optimization_barrier(a) for a in args]
-    return scatter_back(graph_backward(body, args, cts, wrt), wrt)
-
-
-@defvjp("name")
-def name_vjp(ct, x, *, out, **params):
-    # checkpoint_name(x, name) is the identity; the name only tags a value for remat policies
-    return (ct,)
 
 
 # ----------------------------------------------------------------- other calls

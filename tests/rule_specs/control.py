@@ -1,14 +1,12 @@
-"""Rows for control flow and checkpointing (funcgrad/rules/control.py).
+"""Rows for control flow (funcgrad/rules/control.py); checkpoint's are in checkpoint.py.
 
 ``while`` and the host callbacks are refused (``defnovjp``), so they have no
 rows here; tests/test_control_flow.py checks their error messages.
 """
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.ad_checkpoint import checkpoint_name
 
 from tests.rule_specs import RuleSpec, fixed, unary
 
@@ -75,23 +73,5 @@ SPECS = [
         lambda x: lax.scan(lambda c, _: (c * 1.5, None), x, None, length=0)[0],
         fixed(vector(3)),
         name="scan_length_0",
-    ),
-    RuleSpec("checkpoint", jax.checkpoint(lambda x: jnp.sin(jnp.sin(x)) * x), unary()),
-    RuleSpec(
-        "checkpoint",
-        jax.checkpoint(
-            lambda x, y: (jnp.tanh(x @ y), x.sum()), prevent_cse=False, policy=jax.checkpoint_policies.dots_saveable
-        ),
-        fixed(lambda rng, dt: [rng.normal(size=(2, 3)).astype(dt), rng.normal(size=(3, 2)).astype(dt)]),
-        name="checkpoint_policy",
-    ),
-    RuleSpec(
-        "name",
-        jax.checkpoint(
-            lambda x: jnp.sin(checkpoint_name(x * 2, "h")),
-            policy=jax.checkpoint_policies.save_only_these_names("h"),
-        ),
-        fixed(vector(4)),
-        name="checkpoint_name",
     ),
 ]

@@ -1,0 +1,95 @@
+"""Which forward values a graph's backward pass reads: the sweep traced as a function of them.
+
+funcgrad's reverse sweep (``funcgrad.core.sweep.Backward``) hands every rule all the primals and
+outputs of its equation, but most rules read only some of them (``add`` reads none, ``mul`` reads
+the other operand, ``exp`` its output). To know which, the sweep is traced by funcgrad's tracer as
+a function of *every* value it could read (each input and output of each active equation, and
+what rules with their own ``forward`` saved) and of the output cotangents; after dead code is
+dropped, a value is read when the traced gradients still depend on it.
+
+``saved_residuals`` reports the answer; ``jax.checkpoint``'s rule uses it to decide what a policy
+saves (a saveable value nothing reads is not kept, as in JAX's partial evaluation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+
+from funcgrad.core.activity import Activity
+from funcgrad.core.graph_edit import prune, used_inputs
+from funcgrad.core.ir import Eqn, Graph, Type, Var
+from funcgrad.core.sweep import Backward
+from funcgrad.core.tracer import trace_flat
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedLeaf:
+    """One array a rule's ``forward`` saved for its equation (leaf ``index`` of its pytree)."""
+
+    eqn: Eqn
+    index: int
+    type: Type
+
+
+@dataclasses.dataclass(frozen=True)
+class BackwardProgram:
+    """A graph's backward pass traced as a function of (candidates, saved leaves, output cotangents)."""
+
+    candidates: tuple[Var, ...]  # forward values the rules could read, in program order
+    saved: tuple[SavedLeaf, ...]  # what rules' forwards saved, per active equation in order
+    graph: Graph  # outputs: the cotangents of the differentiated inputs that receive one (pruned)
+
+    def reads(self) -> list[bool]:
+        """For each candidate, then each saved leaf: whether the backward pass reads it."""
+        return used_inputs(self.graph)[: len(self.candidates) + len(self.saved)]
+
+    def read_vars(self) -> list[Var]:
+        return [v for v, r in zip(self.candidates, self.reads()) if r]
+
+
+def backward_program(
+    forward: Graph,
+    act: Activity,
+    ct_slots: Sequence[int],
+    wrt_slots: Sequence[int],
+    saved_specs: Mapping[int, Any] | None = None,
+) -> BackwardProgram:
+    """Trace ``forward``'s backward pass given cotangents for its outputs ``ct_slots``, returning the
+    cotangents of its inputs ``wrt_slots``.
+
+    ``saved_specs`` (``id(eqn)`` -> a pytree of ``jax.ShapeDtypeStruct``): what the rules with their own
+    forward saved, so that their reads are measured too; without it those rules get ``saved=None`` and
+    recompute what they need from their primals, as they do after a concrete trace.
+    """
+    readable = {id(a) for e in act.eqns for a in (*e.inputs, *e.outputs) if isinstance(a, Var)}
+    order = [*forward.inputs, *forward.constvars, *(v for e in forward.eqns for v in e.outputs)]
+    candidates = tuple(v for v in order if id(v) in readable)
+    saved_specs = saved_specs or {}
+    by_id = {id(e): e for e in act.eqns}
+    trees, saved = {}, []
+    for k, spec in saved_specs.items():
+        leaves, trees[k] = jax.tree_util.tree_flatten(spec)
+        saved += [SavedLeaf(by_id[k], i, Type(tuple(s.shape), s.dtype)) for i, s in enumerate(leaves)]
+    out_types = forward.out_types
+
+    def run(*flat):
+        env = dict(zip(candidates, flat[: len(candidates)]))
+        rest = list(flat[len(candidates) :])
+        saved_values = {}
+        for k, tree in trees.items():
+            n = tree.num_leaves
+            saved_values[k], rest = jax.tree_util.tree_unflatten(tree, rest[:n]), rest[n:]
+        cts = [None] * len(out_types)
+        for slot, ct in zip(ct_slots, rest):
+            cts[slot] = ct
+        in_cts = Backward(forward, env, act, saved=saved_values)(cts)
+        return [in_cts[k] for k in wrt_slots if in_cts[k] is not None]
+
+    specs = [jax.ShapeDtypeStruct(v.type.shape, v.type.dtype) for v in candidates]
+    specs += [jax.ShapeDtypeStruct(s.type.shape, s.type.dtype) for s in saved]
+    specs += [jax.ShapeDtypeStruct(out_types[s].shape, out_types[s].dtype) for s in ct_slots]
+    return BackwardProgram(candidates, tuple(saved), prune(trace_flat(run, specs).graph))
