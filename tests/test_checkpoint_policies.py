@@ -205,14 +205,15 @@ def test_checkpoint_options_static_argnums_prevent_cse_and_nesting():
         assert_trees_close(jax.vmap(funcgrad.grad(loss))(xs), jax.vmap(jax.grad(loss))(xs), rtol=1e-12)
 
 
-@pytest.mark.parametrize("key", ["nothing_saveable", "dots_saveable", "save_only_these_names"])
-def test_remat_on_a_scan_body(key):
-    def layer(h, w):
-        return checkpoint_name(jnp.tanh(h @ w), "h") * 0.5 + h, None
+def _layer(h, w):
+    return checkpoint_name(jnp.tanh(h @ w), "h") * 0.5 + h, jnp.sin(h).sum()
 
+
+@pytest.mark.parametrize("key", ["none", "nothing_saveable", "dots_saveable", "save_only_these_names"])
+def test_remat_on_a_scan_body(key):
     def loss(ws, h):
-        h, _ = lax.scan(jax.remat(layer, policy=POLICIES[key]), h, ws)
-        return jnp.sum(h**2)
+        h, ys = lax.scan(jax.remat(_layer, policy=POLICIES[key]), h, ws)
+        return jnp.sum(h**2) + ys.sum()
 
     with x64():
         ws = jax.random.normal(jax.random.key(0), (5, 4, 4), jnp.float64) * 0.5
@@ -220,6 +221,34 @@ def test_remat_on_a_scan_body(key):
         want = jax.grad(loss, (0, 1))(ws, h)
         assert_trees_close(jax.jit(funcgrad.grad(loss, (0, 1)))(ws, h), want, rtol=1e-12)
         assert_trees_close(funcgrad.grad(loss, (0, 1))(ws, h), want, rtol=1e-12)
+        assert_trees_close(funcgrad.hessian(loss)(ws, h), jax.hessian(loss)(ws, h), rtol=1e-9)
+
+
+@pytest.mark.parametrize("key", ["none", "dots_saveable", "save_only_these_names", "offload_dot_with_no_batch_dims"])
+def test_remat_scan_stores_per_iteration_what_jax_policy_stores(key):
+    # the scan stores, stacked over its iterations, the checkpoint's inputs and what its policy saves
+    def layers(ws, h):
+        return lax.scan(jax.remat(_layer, policy=POLICIES[key]), h, ws)
+
+    ws, h = jnp.ones((5, 4, 4)) / 4, jnp.linspace(-1, 1, 12).reshape(3, 4)
+    loss = lambda ws, h: layers(ws, h)[0].sum()  # noqa: E731
+    assert_trees_close(jax.jit(funcgrad.grad(loss, (0, 1)))(ws, h), jax.jit(jax.grad(loss, (0, 1)))(ws, h))
+    res = funcgrad.saved_residuals(layers, (0, 1))(ws, h)
+    assert {r.kind for r in res} <= {"argument", "saved by scan"}
+    ours = collections.Counter()
+    for r in res:
+        dtype, shape = type_str(r.type, shapes=False), type_str(r.type, dtypes=False)[1:-1]
+        ours[(dtype, shape, "argument" if r.kind == "argument" else r.primitive)] += 1
+    theirs = collections.Counter()
+    for (dtype, shape, what), n in _jax_residuals(layers, ws, h).items():
+        theirs[(dtype.replace("<host>", ""), shape, what if what == "argument" else "scan")] += n
+    assert ours == theirs
+
+
+def test_a_scan_without_checkpoint_keeps_only_its_arguments():
+    # funcgrad's own trade for a plain scan: the backward pass runs the loop again for the carries
+    res = funcgrad.saved_residuals(lambda ws, h: lax.scan(_layer, h, ws), (0, 1))(jnp.ones((5, 4, 4)), jnp.ones((3, 4)))
+    assert {r.kind for r in res} == {"argument"}
 
 
 def test_a_policy_that_returns_nonsense_raises_jax_s_type_error():

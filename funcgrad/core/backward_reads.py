@@ -18,11 +18,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+from jax import lax
 
 from funcgrad.core.activity import Activity
 from funcgrad.core.graph_edit import prune, used_inputs
-from funcgrad.core.ir import Eqn, Graph, Type, Var
-from funcgrad.core.sweep import Backward
+from funcgrad.core.ir import Eqn, Graph, Literal, Type, Var
+from funcgrad.core.sweep import Backward, forwards
 from funcgrad.core.tracer import trace_flat
 
 
@@ -93,3 +95,40 @@ def backward_program(
     specs += [jax.ShapeDtypeStruct(s.type.shape, s.type.dtype) for s in saved]
     specs += [jax.ShapeDtypeStruct(out_types[s].shape, out_types[s].dtype) for s in ct_slots]
     return BackwardProgram(candidates, tuple(saved), prune(trace_flat(run, specs).graph))
+
+
+def saved_shapes(act: Activity) -> dict:
+    """id(eqn) -> the shapes of what its rule's forward saves (``jax.checkpoint``'s policy, a
+    ``custom_vjp``'s residuals), for the active equations whose rule brings a forward and saves arrays."""
+    specs = {}
+    for k, run in forwards(act).items():
+        eqn = next(e for e in act.eqns if id(e) == k)
+        literal = {i: a.value for i, a in enumerate(eqn.inputs) if isinstance(a, Literal)}
+        var_specs = [jax.ShapeDtypeStruct(a.type.shape, a.type.dtype) for a in eqn.inputs if isinstance(a, Var)]
+        n_inputs = len(eqn.inputs)
+
+        def saved_of(*xs, run=run, literal=literal, n=n_inputs):
+            it = iter(xs)
+            return run(*[literal[i] if i in literal else next(it) for i in range(n)])[1]
+
+        try:
+            specs[k] = jax.eval_shape(saved_of, *var_specs)
+        except TypeError:  # it saves something that is not an array: its rule recomputes from its primals
+            continue
+    return specs
+
+
+class ReadValues(dict):
+    """A graph's values for its backward pass, holding only what the rules read (``BackwardProgram.reads``).
+    The sweep still hands every value of an equation to its rule; one that no rule reads is an array
+    of NaN (were it ever read, the result would be loud, never a plausible number)."""
+
+    def __missing__(self, v: Var):
+        return _placeholder(v.type)
+
+
+def _placeholder(t: Type):
+    try:
+        return lax.full(t.shape, jnp.nan if t.is_float else 0, t.dtype)
+    except (TypeError, ValueError):  # an extended dtype (PRNG keys, ...): no array can stand in
+        return None

@@ -34,10 +34,10 @@ import jax
 import numpy as np
 
 from funcgrad.core.activity import Activity
-from funcgrad.core.backward_reads import BackwardProgram, backward_program
+from funcgrad.core.backward_reads import BackwardProgram, backward_program, saved_shapes
 from funcgrad.core.call import Call, argnums_tuple, trace_call
-from funcgrad.core.ir import Eqn, Graph, Literal, Type, Var, type_str, var_names
-from funcgrad.core.sweep import checked_activity, forwards
+from funcgrad.core.ir import Eqn, Graph, Type, Var, type_str, var_names
+from funcgrad.core.sweep import checked_activity
 from funcgrad.inspect.eqn_cost import eqn_flops
 from funcgrad.rules.checkpoint import remat_plan
 
@@ -146,30 +146,8 @@ def trace_backward(fun: Callable, argnums: int | Sequence[int], has_aux: bool, a
     main = jax.tree_util.tree_unflatten(out_tree, list(range(len(forward.outputs))))
     main_slots = jax.tree_util.tree_leaves(main[0] if has_aux else main)
     wrt_slots = [k for k, w in enumerate(call.wrt) if w]
-    program = backward_program(forward, act, main_slots, wrt_slots, _saved_specs(act))
+    program = backward_program(forward, act, main_slots, wrt_slots, saved_shapes(act))
     return TracedBackward(forward, act, var_names(forward), program)
-
-
-def _saved_specs(act: Activity) -> dict:
-    """id(eqn) -> the shapes of what its rule's forward saves (``jax.checkpoint``'s policy, a
-    ``custom_vjp``'s residuals), for the active equations whose rule brings a forward."""
-    specs = {}
-    for k, run in forwards(act).items():
-        eqn = next(e for e in act.eqns if id(e) == k)
-        literal = {i: a.value for i, a in enumerate(eqn.inputs) if isinstance(a, Literal)}
-        var_specs = [jax.ShapeDtypeStruct(a.type.shape, a.type.dtype) for a in eqn.inputs if isinstance(a, Var)]
-
-        n_inputs = len(eqn.inputs)
-
-        def saved_of(*xs, run=run, literal=literal, n=n_inputs):
-            it = iter(xs)
-            return run(*[literal[i] if i in literal else next(it) for i in range(n)])[1]
-
-        try:
-            specs[k] = jax.eval_shape(saved_of, *var_specs)
-        except TypeError:  # it saves something that is not an array: its rule recomputes from its primals
-            continue
-    return specs
 
 
 def saved_residuals(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Residuals]:

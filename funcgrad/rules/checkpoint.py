@@ -27,14 +27,13 @@ from __future__ import annotations
 import dataclasses
 import weakref
 
-import jax.numpy as jnp
 from jax import lax
 
 from funcgrad.core import jax_compat as jc
 from funcgrad.core.activity import Activity
-from funcgrad.core.backward_reads import backward_program
+from funcgrad.core.backward_reads import ReadValues, backward_program
 from funcgrad.core.interpret import evaluate, read_all
-from funcgrad.core.ir import Eqn, Graph, Type, Var
+from funcgrad.core.ir import Eqn, Graph, Var
 from funcgrad.core.nested import float_only
 from funcgrad.core.registry import defvjp
 from funcgrad.core.sweep import Backward, checked_activity
@@ -131,7 +130,7 @@ def checkpoint_vjp(ct, *args, out, body, perturbed, saved, policy=None, prevent_
         # One barrier per value: a barrier joins its operands' varying axes inside shard_map.
         args = [lax.optimization_barrier(a) for a in args]
         kept = [lax.optimization_barrier(x) for x in kept]
-    env = _Unread()
+    env = ReadValues()
     env.update(zip(body.constvars, body.consts))
     env.update(zip(body.inputs, args))
     env.update(zip(plan.saved, kept))
@@ -140,22 +139,6 @@ def checkpoint_vjp(ct, *args, out, body, perturbed, saved, policy=None, prevent_
         env.update(zip(eqn.outputs, eqn.impl(*read_all(env, eqn.inputs))))
     in_cts = Backward(body, env, plan.activity)(float_only(ct, body.out_types))
     return [c if w else None for c, w in zip(in_cts, plan.wrt)]
-
-
-class _Unread(dict):
-    """The body's values in the backward pass. A value that no rule reads (the plan's traced backward
-    pass showed it) is neither kept nor recomputed; the sweep still hands it to its equation's rule,
-    as an array of NaN (a value that were ever read would be loud, never a plausible number)."""
-
-    def __missing__(self, v: Var):
-        return _placeholder(v.type)
-
-
-def _placeholder(t: Type):
-    try:
-        return lax.full(t.shape, jnp.nan if t.is_float else 0, t.dtype)
-    except (TypeError, ValueError):  # an extended dtype (PRNG keys, ...): no array can stand in
-        return None
 
 
 @defvjp("name")

@@ -26,17 +26,24 @@ transpose and dead-code elimination skip them too, and give finite answers).
 
 from __future__ import annotations
 
+import dataclasses
+import weakref
+from typing import Any
+
+import jax
 import jax.numpy as jnp
 from jax import lax
 
 from funcgrad.core import jax_compat as jc
 from funcgrad.core.accumulation import add_cotangents
+from funcgrad.core.activity import Activity
+from funcgrad.core.backward_reads import ReadValues, backward_program, saved_shapes
 from funcgrad.core.graph_edit import inputs_reached
-from funcgrad.core.interpret import eval_graph
-from funcgrad.core.ir import Graph
+from funcgrad.core.interpret import eval_graph, evaluate_saving, read_all
+from funcgrad.core.ir import Graph, Var
 from funcgrad.core.nested import differentiated, float_only, graph_backward, like, scatter_back, strong
 from funcgrad.core.registry import defnovjp, defvjp, lookup
-from funcgrad.core.sweep import checked_activity
+from funcgrad.core.sweep import Backward, checked_activity, forwards
 from funcgrad.errors import NonDifferentiableError, UnsupportedPrimitiveError
 
 # ------------------------------------------------------------------------ cond
@@ -95,8 +102,86 @@ def _live_carries(body: Graph, num_consts: int, num_carry: int, ct_carry: list, 
         live = new
 
 
-@defvjp("scan", symbolic_zeros=True)
-def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, unroll=1, **params):
+@dataclasses.dataclass(frozen=True)
+class _StoredScan:
+    """A scan whose body holds a ``jax.checkpoint``: its forward pass stores, per iteration, what the
+    body's backward pass reads (as JAX's scan stores its residuals), so the checkpoint's policy decides."""
+
+    activity: Activity
+    stacked: tuple[Var, ...]  # body values stored per iteration (carries in and intermediates)
+    saved_trees: tuple[tuple[int, Any], ...]  # (id(eqn), structure) of what inner forwards saved
+
+
+_stored_plans: weakref.WeakKeyDictionary[Graph, _StoredScan | None] = weakref.WeakKeyDictionary()
+
+
+def _stored_scan(body: Graph, num_consts: int, num_carry: int) -> _StoredScan | None:
+    """The plan of a scan whose body the user checkpointed (``jax.remat`` on the body); None for any other
+    scan, whose backward pass evaluates each iteration again from the carry it started from."""
+    if body in _stored_plans:
+        return _stored_plans[body]
+    plan = None
+    if any(e.primitive == "checkpoint" for e in body.eqns):
+        wrt = differentiated(body.in_types)
+        act = checked_activity(body, wrt)
+        specs = saved_shapes(act)
+        ct_slots = [k for k, t in enumerate(body.out_types) if t.is_float]
+        program = backward_program(body, act, ct_slots, [k for k, w in enumerate(wrt) if w], specs)
+        xs_and_consts = {id(v) for k, v in enumerate(body.inputs) if k < num_consts or k >= num_consts + num_carry}
+        stacked = tuple(v for v in program.read_vars() if id(v) not in xs_and_consts)
+        trees = tuple((k, jax.tree_util.tree_structure(spec)) for k, spec in specs.items())
+        plan = _StoredScan(act, stacked, trees)
+    _stored_plans[body] = plan
+    return plan
+
+
+def scan_forward(*args, bind, jaxpr, num_consts, num_carry, length, reverse, unroll=1, **params):
+    """The forward pass of an active scan: for a checkpointed body, the outputs and, stacked over the
+    iterations, what the body's backward pass reads (the checkpoint's inputs and the values its policy
+    saves); for any other body, the outputs alone."""
+    body = jaxpr
+    plan = _stored_scan(body, num_consts, num_carry)
+    if plan is None:
+        return bind(*args), None
+    consts = list(args[:num_consts])
+    carry_t = body.in_types[num_consts : num_consts + num_carry]
+    runs = forwards(plan.activity)
+
+    def step(carry, x):
+        env, saved = evaluate_saving(body, [*consts, *carry, *x], runs)
+        outs = read_all(env, body.outputs)
+        leaves = [jax.tree_util.tree_leaves(saved.get(k)) for k, _ in plan.saved_trees]
+        new_carry = [strong(c, t) for c, t in zip(outs[:num_carry], carry_t)]
+        return new_carry, (outs[num_carry:], [env[v] for v in plan.stacked], leaves)
+
+    init = [strong(c, t) for c, t in zip(args[num_consts : num_consts + num_carry], carry_t)]
+    xs = list(args[num_consts + num_carry :])
+    final, (ys, stacked, leaves) = lax.scan(step, init, xs, length=length, reverse=reverse, unroll=unroll)
+    return [*final, *ys], (stacked, leaves)
+
+
+def _stored_backward(plan: _StoredScan, body: Graph, consts, num_carry: int, wrt, saved):
+    """One iteration's backward pass from what the forward pass stored for it."""
+    stacked, leaves = saved
+    n_consts = len(consts)
+
+    def backward(x, cts, step_stacked, step_leaves):
+        env = ReadValues()
+        env.update(zip(body.constvars, body.consts))
+        env.update(zip(body.inputs[:n_consts], consts))
+        env.update(zip(body.inputs[n_consts + num_carry :], x))
+        env.update(zip(plan.stacked, step_stacked))
+        rules_saved = {k: jax.tree_util.tree_unflatten(t, ls) for (k, t), ls in zip(plan.saved_trees, step_leaves)}
+        in_cts = Backward(body, env, plan.activity, saved=rules_saved)(cts)
+        carry_in = [env[v] for v in body.inputs[n_consts : n_consts + num_carry]]
+        args = [*consts, *carry_in, *x]
+        return [like(c, a, t) for a, t, c, w in zip(args, body.in_types, in_cts, wrt) if w]
+
+    return backward, (stacked, leaves)
+
+
+@defvjp("scan", symbolic_zeros=True, forward=scan_forward)
+def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, saved=None, unroll=1, **params):
     body = jaxpr
     consts = list(args[:num_consts])
     init = list(args[num_consts : num_consts + num_carry])
@@ -117,20 +202,29 @@ def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, unro
     wrt_carry = [w and k for w, k in zip(wrt_carry, live)]
     wrt = [*wrt_const, *wrt_carry, *wrt_x]
 
-    # 1. run the loop again, stacking the carry each iteration starts from (the residuals)
-    def forward(carry, x):
-        outs = eval_graph(body, *consts, *carry, *x)
-        return [strong(c, t) for c, t in zip(outs[:num_carry], carry_t)], carry
+    plan = _stored_scan(body, num_consts, num_carry) if saved is not None else None
+    if plan is not None:
+        # a checkpointed body: the forward pass stored what each iteration's backward pass reads
+        iteration_backward, stored = _stored_backward(plan, body, consts, num_carry, wrt, saved)
+    else:
+        # 1. run the loop again, stacking the carry each iteration starts from (the residuals)
+        def forward(carry, x):
+            outs = eval_graph(body, *consts, *carry, *x)
+            return [strong(c, t) for c, t in zip(outs[:num_carry], carry_t)], carry
 
-    init = [strong(c, t) for c, t in zip(init, carry_t)]
-    _, carries_in = lax.scan(forward, init, xs, length=length, reverse=reverse, unroll=unroll)
+        init = [strong(c, t) for c, t in zip(init, carry_t)]
+        _, stored = lax.scan(forward, init, xs, length=length, reverse=reverse, unroll=unroll)
+
+        def iteration_backward(x, cts, carry, _):
+            return graph_backward(body, [*consts, *carry, *x], cts, wrt)
 
     # 2. walk the iterations backwards; the consts' cotangents add up in the carry
     def backward(acc, step):
         ct_consts, ct_carry = acc
-        carry, x, ct_y = step
+        stored_step, x, ct_y = step
         full_ct_carry = scatter_back(ct_carry, wrt_carry)
-        in_cts = graph_backward(body, [*consts, *carry, *x], [*full_ct_carry, *ct_y], wrt)
+        step_a, step_b = stored_step if plan is not None else (stored_step, None)
+        in_cts = iteration_backward(x, [*full_ct_carry, *ct_y], step_a, step_b)
         n_c, n_k = sum(wrt_const), sum(wrt_carry)
         step_consts, step_carry, step_x = in_cts[:n_c], in_cts[n_c : n_c + n_k], in_cts[n_c + n_k :]
         ct_consts = [add_cotangents(a, b) for a, b in zip(ct_consts, step_consts)]
@@ -141,7 +235,7 @@ def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, unro
         [like(c, x, t) for c, x, t, w in zip(ct_carry, init, carry_t, wrt_carry) if w],
     )
     (ct_consts, ct_init), ct_xs = lax.scan(
-        backward, acc0, (carries_in, xs, ct_ys), length=length, reverse=not reverse, unroll=unroll
+        backward, acc0, (stored, xs, ct_ys), length=length, reverse=not reverse, unroll=unroll
     )
     return [*scatter_back(ct_consts, wrt_const), *scatter_back(ct_init, wrt_carry), *scatter_back(ct_xs, wrt_x)]
 
