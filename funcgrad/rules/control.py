@@ -112,14 +112,15 @@ class _StoredScan:
     saved_trees: tuple[tuple[int, Any], ...]  # (id(eqn), structure) of what inner forwards saved
 
 
-_stored_plans: weakref.WeakKeyDictionary[Graph, _StoredScan | None] = weakref.WeakKeyDictionary()
+_stored_plans: weakref.WeakKeyDictionary[Graph, dict] = weakref.WeakKeyDictionary()
 
 
 def _stored_scan(body: Graph, num_consts: int, num_carry: int) -> _StoredScan | None:
     """The plan of a scan whose body the user checkpointed (``jax.remat`` on the body); None for any other
     scan, whose backward pass evaluates each iteration again from the carry it started from."""
-    if body in _stored_plans:
-        return _stored_plans[body]
+    per_body = _stored_plans.setdefault(body, {})
+    if (num_consts, num_carry) in per_body:
+        return per_body[(num_consts, num_carry)]
     plan = None
     if any(e.primitive == "checkpoint" for e in body.eqns):
         wrt = differentiated(body.in_types)
@@ -131,7 +132,7 @@ def _stored_scan(body: Graph, num_consts: int, num_carry: int) -> _StoredScan | 
         stacked = tuple(v for v in program.read_vars() if id(v) not in xs_and_consts)
         trees = tuple((k, jax.tree_util.tree_structure(spec)) for k, spec in specs.items())
         plan = _StoredScan(act, stacked, trees)
-    _stored_plans[body] = plan
+    per_body[(num_consts, num_carry)] = plan
     return plan
 
 
@@ -161,8 +162,7 @@ def scan_forward(*args, bind, jaxpr, num_consts, num_carry, length, reverse, unr
 
 
 def _stored_backward(plan: _StoredScan, body: Graph, consts, num_carry: int, wrt, saved):
-    """One iteration's backward pass from what the forward pass stored for it."""
-    stacked, leaves = saved
+    """One iteration's backward pass from what the forward pass stored for it (and what it scans over)."""
     n_consts = len(consts)
 
     def backward(x, cts, step_stacked, step_leaves):
@@ -177,7 +177,7 @@ def _stored_backward(plan: _StoredScan, body: Graph, consts, num_carry: int, wrt
         args = [*consts, *carry_in, *x]
         return [like(c, a, t) for a, t, c, w in zip(args, body.in_types, in_cts, wrt) if w]
 
-    return backward, (stacked, leaves)
+    return backward, saved
 
 
 @defvjp("scan", symbolic_zeros=True, forward=scan_forward)
