@@ -221,7 +221,8 @@ def test_remat_on_a_scan_body(key):
         want = jax.grad(loss, (0, 1))(ws, h)
         assert_trees_close(jax.jit(funcgrad.grad(loss, (0, 1)))(ws, h), want, rtol=1e-12)
         assert_trees_close(funcgrad.grad(loss, (0, 1))(ws, h), want, rtol=1e-12)
-        assert_trees_close(funcgrad.hessian(loss)(ws, h), jax.hessian(loss)(ws, h), rtol=1e-9)
+        if key == "dots_saveable":  # (second order once: the slowest case of this file)
+            assert_trees_close(funcgrad.hessian(loss)(ws, h), jax.hessian(loss)(ws, h), rtol=1e-9)
 
 
 @pytest.mark.parametrize("key", ["none", "dots_saveable", "save_only_these_names", "offload_dot_with_no_batch_dims"])
