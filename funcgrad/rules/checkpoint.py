@@ -19,7 +19,11 @@ it (jitted functions inlined; a nested scan, cond or custom rule is one equation
 saves nothing.
 
 ``checkpoint_name(x, name)`` (the ``name`` primitive) is the identity; its output is what
-``save_only_these_names`` and its kin save.
+``save_only_these_names`` and its kin save, and a saved name also stands for its input (a rule that
+reads the unnamed value reads the saved one, so nothing is recomputed for it).
+
+A scan whose body holds a checkpoint stores each iteration's reads (``funcgrad.rules.control``), so
+the policy also decides what a scan over checkpointed layers keeps per iteration.
 """
 
 from __future__ import annotations
