@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import pathlib
 import re
 
 import jax
@@ -30,9 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import funcgrad
+from benchmarks import report
 from benchmarks.workloads import make_workloads, transformer_block
 
-BEGIN, END = "<!-- BEGIN CHECKPOINT MEMORY -->", "<!-- END CHECKPOINT MEMORY -->"
 P = jax.checkpoint_policies
 POLICIES = {
     "no jax.checkpoint": "none",
@@ -82,17 +81,17 @@ def rows():
 
 def table(found) -> str:
     mib = lambda b: f"{b / 2**20:.1f}"  # noqa: E731
-    lines = [
+    header = [
+        "policy", "kept, funcgrad (MiB)", "kept, JAX (MiB)", "recomputed (GFLOP)", "temp, funcgrad (MiB)",
+        "temp, JAX (MiB)",
+    ]  # fmt: skip
+    rows = [[n, mib(own), mib(theirs), f"{flops / 1e9:.2f}", mib(a), mib(b)] for n, own, theirs, flops, a, b in found]
+    intro = (
         f"JAX {jax.__version__}, {jax.devices()[0].platform}; workload D; MiB = 2^20 bytes; "
         "kept = values the backward pass keeps that are not arguments; temp = XLA's temporary buffers of "
-        "jit(grad(loss))",
-        "",
-        "| policy | kept, funcgrad (MiB) | kept, JAX (MiB) | recomputed (GFLOP) | temp, funcgrad (MiB) | temp, JAX (MiB) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, own, theirs, flops, fg_temp, jax_temp in found:
-        lines.append(f"| {name} | {mib(own)} | {mib(theirs)} | {flops / 1e9:.2f} | {mib(fg_temp)} | {mib(jax_temp)} |")
-    return "\n".join(lines)
+        "jit(grad(loss))"
+    )
+    return intro + "\n\n" + report.table(header, rows)
 
 
 def main() -> None:
@@ -102,14 +101,9 @@ def main() -> None:
     block = table(rows())
     print(block)
     if not args.no_write:
-        path = pathlib.Path(__file__).with_name("RESULTS.md")
-        s = path.read_text()
-        block = f"{BEGIN}\n{block}\n{END}"
-        if BEGIN in s:
-            s = s[: s.index(BEGIN)] + block + s[s.index(END) + len(END) :]
-        else:
-            s += f"\n## jax.checkpoint policies (python -m benchmarks.checkpoint_memory)\n\n{block}\n"
-        path.write_text(s)
+        report.write_section(
+            "CHECKPOINT MEMORY", "jax.checkpoint policies (python -m benchmarks.checkpoint_memory)", block
+        )
 
 
 if __name__ == "__main__":

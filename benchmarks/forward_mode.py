@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import funcgrad
-from benchmarks import measure
+from benchmarks import measure, report
 from benchmarks.workloads import make_workloads, mynet_mse
-
-BEGIN, END = "<!-- BEGIN FORWARD MODE -->", "<!-- END FORWARD MODE -->"
 
 
 def cases():
@@ -98,14 +95,7 @@ def main(argv=None) -> None:
     )
     print("\n" + text)
     if not opts.no_write:
-        path = pathlib.Path(__file__).with_name("RESULTS.md")
-        s = path.read_text()
-        block = f"{BEGIN}\n{text}{END}"
-        if BEGIN in s:
-            s = s[: s.index(BEGIN)] + block + s[s.index(END) + len(END) :]
-        else:
-            s += f"\n## Forward mode (python -m benchmarks.forward_mode)\n\n{block}\n"
-        path.write_text(s)
+        report.write_section("FORWARD MODE", "Forward mode (python -m benchmarks.forward_mode)", text)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import pathlib
 import platform
 import subprocess
 
@@ -93,3 +94,19 @@ def ratio(a: float, b: float) -> str:
 
 def mib(n: float) -> str:
     return f"{n / 2**20:.2f}"
+
+
+RESULTS = pathlib.Path(__file__).with_name("RESULTS.md")
+
+
+def write_section(name: str, heading: str, text: str) -> None:
+    """Put ``text`` between RESULTS.md's ``<!-- BEGIN name -->`` / ``<!-- END name -->`` markers,
+    replacing what was there, or append it under ``## heading`` the first time."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    s = RESULTS.read_text()
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    if begin in s:
+        s = s[: s.index(begin)] + block + s[s.index(end) + len(end) :]
+    else:
+        s += f"\n## {heading}\n\n{block}\n"
+    RESULTS.write_text(s)

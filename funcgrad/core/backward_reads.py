@@ -101,8 +101,9 @@ def saved_shapes(act: Activity) -> dict:
     """id(eqn) -> the shapes of what its rule's forward saves (``jax.checkpoint``'s policy, a
     ``custom_vjp``'s residuals), for the active equations whose rule brings a forward and saves arrays."""
     specs = {}
+    by_id = {id(e): e for e in act.eqns}
     for k, run in forwards(act).items():
-        eqn = next(e for e in act.eqns if id(e) == k)
+        eqn = by_id[k]
         literal = {i: a.value for i, a in enumerate(eqn.inputs) if isinstance(a, Literal)}
         var_specs = [jax.ShapeDtypeStruct(a.type.shape, a.type.dtype) for a in eqn.inputs if isinstance(a, Var)]
         n_inputs = len(eqn.inputs)
@@ -124,7 +125,11 @@ class ReadValues(dict):
     of NaN (were it ever read, the result would be loud, never a plausible number)."""
 
     def __missing__(self, v: Var):
-        return _placeholder(v.type)
+        # one stand-in per type, shared (arrays are immutable): eager backward passes allocate each once
+        fills = self.__dict__.setdefault("_fills", {})
+        if v.type not in fills:
+            fills[v.type] = _placeholder(v.type)
+        return fills[v.type]
 
 
 def _placeholder(t: Type):
