@@ -202,6 +202,93 @@ def test_while_loops_that_do_not_depend_on_the_input_are_fine():
         assert_trees_close(funcgrad.grad(loss)(x), jax.grad(loss)(x))
 
 
+def _opaque(v):
+    """The identity through a host callback, which has no derivative: funcgrad refuses it wherever a
+    perturbation reaches it, so it marks which values must stay unperturbed (Equinox's
+    ``nondifferentiable`` is used the same way)."""
+    return jax.pure_callback(lambda a: np.asarray(a), jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v)), v)
+
+
+def test_an_unperturbed_carry_of_a_scan_over_a_cond_carries_no_gradient():
+    # a while loop written as a scan of a cond (Equinox's test_nondifferentiable_body1): y is not
+    # differentiated, so the callback on it is never differentiated, though x and z are, in the same loop
+    def body(carry):
+        step, x, y, z = carry
+        return step + 1, x + _opaque(y), y + 1.0, z.at[step].set(y)
+
+    def loss(xz, y):
+        x, z = xz
+
+        def f(carry, _):
+            return lax.cond(carry[0] < 2, body, lambda c: c, carry), None
+
+        _, x_out, y_out, z_out = lax.scan(f, (0, x, y, z), None, length=3)[0]
+        return x_out + y_out + jnp.sum(z_out)
+
+    with x64():
+        args = ((jnp.float64(1.2), jnp.full(3, -5.0)), jnp.float64(0.7))
+        assert_trees_close(funcgrad.value_and_grad(loss)(*args), jax.value_and_grad(loss)(*args))
+        assert_trees_close(jax.jit(funcgrad.grad(loss))(*args), jax.grad(loss)(*args))
+        with pytest.raises(funcgrad.NonDifferentiableError, match="pure_callback"):
+            funcgrad.grad(loss, argnums=1)(*args)  # now y is differentiated: the callback is reached
+
+
+def test_a_carry_perturbed_only_after_the_first_iteration_is_differentiated():
+    # b starts unperturbed and becomes perturbed through a: the fixpoint must see it, or b's gradient is lost
+    def loss(x):
+        def f(carry, _):
+            a, b = carry
+            return (a * 1.5, b + jnp.sin(a)), b
+
+        (a, b), bs = lax.scan(f, (x, jnp.float64(0.0)), None, length=4)
+        return b + jnp.sum(bs**2)
+
+    with x64():
+        assert_trees_close(funcgrad.grad(loss)(jnp.float64(0.3)), jax.grad(loss)(jnp.float64(0.3)))
+
+
+def test_a_cond_operand_no_perturbation_reaches_is_not_differentiated():
+    def loss(x, y):
+        return lax.cond(x > 0, lambda a, b: a * _opaque(b), lambda a, b: a - b, x, y)
+
+    with x64():
+        for x in (1.5, -1.5):
+            assert_trees_close(funcgrad.grad(loss)(x, 2.0), jax.grad(loss)(x, 2.0))
+
+
+def test_while_loops_jax_accepts_are_accepted():
+    # JAX refuses reverse mode through a while loop only where a perturbation reaches a floating carry
+    def by_condition(x):
+        # x only decides when to stop: the carry's tangent stays zero
+        return lax.while_loop(lambda c: c < x, lambda c: c + 1.0, 0.0) * x
+
+    def by_counter(x):
+        # x reaches only an integer counter (and a floating carry it does not feed)
+        n, s = lax.while_loop(lambda c: c[0] * 1.0 < x, lambda c: (c[0] + 1, c[1] * 2.0), (0, 1.0))
+        return s * x + n
+
+    def body_const_unused(x):
+        # a body const that is perturbed but never flows into the carry
+        return lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] + jnp.floor(x) * 0), (0, 1.0))[1] + x
+
+    with x64():
+        for f in (by_condition, by_counter, body_const_unused):
+            for x in (0.5, 3.5):
+                assert_trees_close(funcgrad.value_and_grad(f)(x), jax.value_and_grad(f)(x))
+                assert_trees_close(jax.jit(funcgrad.grad(f))(x), jax.grad(f)(x))
+
+
+def test_a_while_loop_a_perturbation_reaches_through_the_body_is_refused():
+    # the carry is unperturbed at first and the body perturbs it from a const: refused, as in JAX
+    def loss(x):
+        return lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] + x), (0, 1.0))[1]
+
+    with pytest.raises(ValueError, match="Reverse-mode differentiation does not work for lax.while_loop"):
+        jax.grad(loss)(1.0)
+    with pytest.raises(funcgrad.NonDifferentiableError, match="Reverse-mode differentiation does not work"):
+        funcgrad.grad(loss)(1.0)
+
+
 def test_dead_code_needs_no_rule():
     # a while_loop (no reverse-mode rule) on the differentiated input whose result is never used: no
     # cotangent can reach it, so it is not refused (JAX's dead-code elimination drops it too)

@@ -247,3 +247,35 @@ def test_equinox_nondifferentiable_raises_its_message():
         with pytest.raises(RuntimeError, match="kaboom!"):
             grad(f)(jnp.ones(2))
     np.testing.assert_allclose(funcgrad.grad(lambda x: jnp.sum(x) + f(jax.lax.stop_gradient(x)))(jnp.ones(2)), 1.0)
+
+
+@pytest.mark.parametrize("kind", ["scan_of_cond", "checkpointed"])
+def test_equinox_nondifferentiable_on_an_unperturbed_carry(kind):
+    # Equinox's test_while_loop::test_nondifferentiable_body1: y is not differentiated, so its
+    # nondifferentiable assertion in the loop body must not fire, though x and z are differentiated
+    import equinox.internal as eqxi
+    from jax import lax
+
+    def body_fun(carry):
+        step, x, y, z, _ = carry
+        return step + 1, x + eqxi.nondifferentiable(y), y + 1, z.at[step].set(y), None
+
+    def loop(init):
+        if kind == "checkpointed":
+            return eqxi.while_loop(lambda c: True, body_fun, init, max_steps=3, kind="checkpointed")
+
+        def f(val, _):
+            return lax.cond(True, body_fun, lambda v: v, val), None
+
+        return lax.scan(f, init, xs=None, length=3)[0]
+
+    def loss(x__z, y_in):
+        _, x_out, y_out, z_out, none = loop((0, x__z[0], y_in, x__z[1], None))
+        assert none is None
+        return x_out + y_out + jnp.sum(z_out)
+
+    args = ((jnp.array(1.2), jnp.array([-5.0, -5.0, -5.0])), jnp.array(0.7))
+    for wrap in (lambda f: f, eqx.filter_jit):
+        chex.assert_trees_all_close(
+            wrap(funcgrad.value_and_grad(loss))(*args), jax.value_and_grad(loss)(*args), rtol=1e-6
+        )

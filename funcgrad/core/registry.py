@@ -56,6 +56,11 @@ class RuleRecord:
     # record has symbolic_zeros): JAX runs a custom_vjp's bwd so, and a bwd may return cotangents that
     # do not come from its inputs' (Flax's fp8 bwd returns the new amax history as its gradient)
     runs_without_cotangent: bool = False
+    # for a primitive with a nested program: outputs_perturbed(perturbed, **params) -> one bool per output,
+    # whether a perturbation of the inputs flagged in ``perturbed`` reaches it (through the program, as
+    # JAX's JVP of the primitive decides its nonzero tangents); without it every float output of an
+    # active equation is perturbed
+    outputs_perturbed: Callable | None = None
     # the module that registered it (funcgrad's own rule modules may register a primitive once)
     owner: str = ""
 
@@ -152,6 +157,7 @@ def defvjp(
     perturbed: bool = False,
     forward: Callable | None = None,
     runs_without_cotangent: bool = False,
+    outputs_perturbed: Callable | None = None,
 ):
     """Register (or override) the VJP rule of ``primitive``; usable as a decorator.
 
@@ -173,6 +179,11 @@ def defvjp(
     With ``runs_without_cotangent=True`` (and ``symbolic_zeros=True``) the rule of an active equation
     runs even when none of its outputs received a cotangent, as JAX runs a ``custom_vjp``'s bwd.
 
+    With ``outputs_perturbed=`` (for a primitive holding a program: ``cond``, ``scan``, ``while``),
+    ``outputs_perturbed(perturbed, **params)`` says which outputs a perturbation of the flagged
+    inputs reaches; ``funcgrad.core.activity`` then marks only those active, so an output that only
+    non-differentiated values flow into carries no gradient (as JAX's symbolic-zero tangents).
+
     Returns a ``Registration``: it calls the rule, and ``restore()`` (or a ``with`` block)
     puts back the previous record.
 
@@ -193,6 +204,7 @@ def defvjp(
         perturbed=perturbed,
         forward=forward,
         runs_without_cotangent=runs_without_cotangent,
+        outputs_perturbed=outputs_perturbed,
         owner=owner,
     )
     if rule is None:
@@ -240,9 +252,14 @@ def defstop(*primitives: str) -> list[Registration]:
     return [_register(RuleRecord(p, "stop", owner=owner)) for p in primitives]
 
 
-def defnovjp(primitive: str, reason: str) -> Registration:
-    """Declare that ``primitive`` cannot be reverse-differentiated; ``reason`` ends with "fix: ..."."""
-    return _register(RuleRecord(primitive, "refused", reason=reason, owner=_caller_module(1)))
+def defnovjp(primitive: str, reason: str, *, outputs_perturbed: Callable | None = None) -> Registration:
+    """Declare that ``primitive`` cannot be reverse-differentiated; ``reason`` ends with "fix: ...".
+
+    With ``outputs_perturbed`` (as for ``defvjp``) the refusal applies only where a perturbation reaches
+    one of its floating outputs: a ``while`` loop that only non-differentiated values flow through is
+    fine, as in JAX."""
+    owner = _caller_module(1)
+    return _register(RuleRecord(primitive, "refused", reason=reason, outputs_perturbed=outputs_perturbed, owner=owner))
 
 
 def supported_primitives() -> list[str]:

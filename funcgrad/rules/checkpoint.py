@@ -34,7 +34,7 @@ import weakref
 from jax import lax
 
 from funcgrad.core import jax_compat as jc
-from funcgrad.core.activity import Activity
+from funcgrad.core.activity import Activity, outputs_reached
 from funcgrad.core.backward_reads import ReadValues, backward_program
 from funcgrad.core.interpret import evaluate, read_all
 from funcgrad.core.ir import Eqn, Graph, Var
@@ -122,7 +122,18 @@ def checkpoint_forward(*args, bind, perturbed, body, policy=None, **params):
     return read_all(env, body.outputs), tuple(kept)
 
 
-@defvjp("checkpoint", symbolic_zeros=True, perturbed=True, forward=checkpoint_forward)
+def checkpoint_outputs_perturbed(perturbed, *, body, **params):
+    """The body's outputs that its perturbed inputs reach."""
+    return outputs_reached(body, perturbed)
+
+
+@defvjp(
+    "checkpoint",
+    symbolic_zeros=True,
+    perturbed=True,
+    forward=checkpoint_forward,
+    outputs_perturbed=checkpoint_outputs_perturbed,
+)
 def checkpoint_vjp(ct, *args, out, body, perturbed, saved, policy=None, prevent_cse=True, **params):
     # without ``saved`` (the forward values came from a concrete trace) nothing was kept: recompute it all
     plan = remat_plan(body, perturbed, policy if saved is not None else None)

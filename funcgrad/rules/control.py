@@ -18,8 +18,14 @@ transpose and dead-code elimination skip them too, and give finite answers).
   direction runs the body's backward pass on (consts, carry_i, x_i) and sums
   the consts' cotangents in its carry. ``fori_loop`` with static bounds is a
   scan with an integer counter, which gets no gradient.
-* ``while``: refused (its trip count is dynamic, so the iterations cannot be
-  stored), as JAX refuses it; the driver raises at the loop's source line.
+* ``while``: refused where a perturbation reaches a floating carry (its trip count is
+  dynamic, so the iterations cannot be stored), as JAX refuses it; the driver raises at the
+  loop's source line. A loop only non-differentiated values flow through is not differentiated.
+
+Each of the three says which of its outputs a perturbation reaches (``outputs_perturbed``: through
+the branches, or at the carries' fixpoint), so an unperturbed carry or operand carries no gradient
+and is a constant to the nested backward passes (a primitive that refuses differentiation, such
+as Equinox's ``nondifferentiable``, is then not reached by it, as in JAX).
 
 ``checkpoint`` (``jax.checkpoint`` / ``jax.remat``) and its policies: ``funcgrad.rules.checkpoint``.
 """
@@ -36,7 +42,7 @@ from jax import lax
 
 from funcgrad.core import jax_compat as jc
 from funcgrad.core.accumulation import add_cotangents
-from funcgrad.core.activity import Activity
+from funcgrad.core.activity import Activity, loop_perturbed, outputs_reached
 from funcgrad.core.backward_reads import ReadValues, backward_program, saved_shapes
 from funcgrad.core.graph_edit import inputs_reached
 from funcgrad.core.interpret import eval_graph, evaluate_saving, read_all
@@ -49,12 +55,19 @@ from funcgrad.errors import NonDifferentiableError, UnsupportedPrimitiveError
 # ------------------------------------------------------------------------ cond
 
 
-@defvjp("cond", symbolic_zeros=True)
-def cond_vjp(ct, index, *operands, out, branches, branches_platforms=None, **params):
+def cond_outputs_perturbed(perturbed, *, branches, **params):
+    """An output is perturbed if a perturbed operand reaches it in some branch (the index is an integer)."""
+    per_branch = [outputs_reached(g, perturbed[1:]) for g in branches]
+    return [any(flags) for flags in zip(*per_branch, strict=True)]
+
+
+@defvjp("cond", symbolic_zeros=True, perturbed=True, outputs_perturbed=cond_outputs_perturbed)
+def cond_vjp(ct, index, *operands, out, branches, perturbed, branches_platforms=None, **params):
     # only the branch that ran contributes: switch over the branches' backward passes (a
-    # lax.platform_dependent cond keeps its platforms: only the compiled-for platform's branch is built)
+    # lax.platform_dependent cond keeps its platforms: only the compiled-for platform's branch is built);
+    # operands no perturbation reaches are constants to the branches' backward passes
     cts = float_only(ct, branches[0].out_types)
-    wrt = differentiated(branches[0].in_types)
+    wrt = [w and p for w, p in zip(differentiated(branches[0].in_types), perturbed[1:], strict=True)]
 
     def branch_backward(k, graph):
         if branches_platforms is not None and k != jc.platform_branch(branches_platforms):
@@ -102,6 +115,19 @@ def _live_carries(body: Graph, num_consts: int, num_carry: int, ct_carry: list, 
         live = new
 
 
+def _scan_perturbed(body: Graph, num_consts: int, num_carry: int, perturbed) -> list[bool]:
+    """The body's input flags: consts and xs as given, carries at their fixpoint."""
+    carry = slice(num_consts, num_consts + num_carry)
+    return loop_perturbed(body, perturbed, carry, slice(0, num_carry))
+
+
+def scan_outputs_perturbed(perturbed, *, jaxpr, num_consts, num_carry, **params):
+    """Final carries: perturbed at the fixpoint (the initial value, for a zero-length scan, included);
+    stacked ys: those the body perturbs from its perturbed inputs."""
+    flags = _scan_perturbed(jaxpr, num_consts, num_carry, perturbed)
+    return [*flags[num_consts : num_consts + num_carry], *outputs_reached(jaxpr, flags)[num_carry:]]
+
+
 @dataclasses.dataclass(frozen=True)
 class _StoredScan:
     """A scan whose body holds a ``jax.checkpoint``: its forward pass stores, per iteration, what the
@@ -115,15 +141,16 @@ class _StoredScan:
 _stored_plans: weakref.WeakKeyDictionary[Graph, dict] = weakref.WeakKeyDictionary()
 
 
-def _stored_scan(body: Graph, num_consts: int, num_carry: int) -> _StoredScan | None:
+def _stored_scan(body: Graph, num_consts: int, num_carry: int, perturbed) -> _StoredScan | None:
     """The plan of a scan whose body the user checkpointed (``jax.remat`` on the body); None for any other
     scan, whose backward pass evaluates each iteration again from the carry it started from."""
     per_body = _stored_plans.setdefault(body, {})
-    if (num_consts, num_carry) in per_body:
-        return per_body[(num_consts, num_carry)]
+    wrt = tuple(_scan_perturbed(body, num_consts, num_carry, perturbed))
+    key = (num_consts, num_carry, wrt)
+    if key in per_body:
+        return per_body[key]
     plan = None
     if any(e.primitive == "checkpoint" for e in body.eqns):
-        wrt = differentiated(body.in_types)
         act = checked_activity(body, wrt)
         specs = saved_shapes(act)
         ct_slots = [k for k, t in enumerate(body.out_types) if t.is_float]
@@ -132,16 +159,16 @@ def _stored_scan(body: Graph, num_consts: int, num_carry: int) -> _StoredScan | 
         stacked = tuple(v for v in program.read_vars() if id(v) not in xs_and_consts)
         trees = tuple((k, jax.tree_util.tree_structure(spec)) for k, spec in specs.items())
         plan = _StoredScan(act, stacked, trees)
-    per_body[(num_consts, num_carry)] = plan
+    per_body[key] = plan
     return plan
 
 
-def scan_forward(*args, bind, jaxpr, num_consts, num_carry, length, reverse, unroll=1, **params):
+def scan_forward(*args, bind, jaxpr, num_consts, num_carry, length, reverse, perturbed, unroll=1, **params):
     """The forward pass of an active scan: for a checkpointed body, the outputs and, stacked over the
     iterations, what the body's backward pass reads (the checkpoint's inputs and the values its policy
     saves); for any other body, the outputs alone."""
     body = jaxpr
-    plan = _stored_scan(body, num_consts, num_carry)
+    plan = _stored_scan(body, num_consts, num_carry, perturbed)
     if plan is None:
         return bind(*args), None
     consts = list(args[:num_consts])
@@ -180,15 +207,17 @@ def _stored_backward(plan: _StoredScan, body: Graph, consts, num_carry: int, wrt
     return backward, saved
 
 
-@defvjp("scan", symbolic_zeros=True, forward=scan_forward)
-def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, saved=None, unroll=1, **params):
+@defvjp("scan", symbolic_zeros=True, perturbed=True, forward=scan_forward, outputs_perturbed=scan_outputs_perturbed)
+def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, perturbed, saved=None, unroll=1, **params):
     body = jaxpr
     consts = list(args[:num_consts])
     init = list(args[num_consts : num_consts + num_carry])
     xs = list(args[num_consts + num_carry :])
     types = body.in_types
     const_t, carry_t = types[:num_consts], types[num_consts : num_consts + num_carry]
-    wrt = differentiated(types)
+    # an input no perturbation reaches (a carry: at the fixpoint) is a constant to the body's backward pass
+    reach = _scan_perturbed(body, num_consts, num_carry, perturbed)
+    wrt = [w and p for w, p in zip(differentiated(types), reach, strict=True)]
     wrt_const, wrt_carry, wrt_x = (
         wrt[:num_consts],
         wrt[num_consts : num_consts + num_carry],
@@ -202,7 +231,7 @@ def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, save
     wrt_carry = [w and k for w, k in zip(wrt_carry, live)]
     wrt = [*wrt_const, *wrt_carry, *wrt_x]
 
-    plan = _stored_scan(body, num_consts, num_carry) if saved is not None else None
+    plan = _stored_scan(body, num_consts, num_carry, perturbed) if saved is not None else None
     if plan is not None:
         # a checkpointed body: the forward pass stored what each iteration's backward pass reads
         iteration_backward, stored = _stored_backward(plan, body, consts, num_carry, wrt, saved)
@@ -242,6 +271,15 @@ def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, save
 
 # ----------------------------------------------------------------------- while
 
+
+def while_outputs_perturbed(perturbed, *, body_jaxpr, cond_nconsts, body_nconsts, **params):
+    """The carries at the fixpoint of the body (the condition's consts perturb nothing: it returns a bool)."""
+    body_in = list(perturbed[cond_nconsts:])
+    n = len(body_in) - body_nconsts
+    flags = loop_perturbed(body_jaxpr, body_in, slice(body_nconsts, body_nconsts + n), slice(0, n))
+    return flags[body_nconsts:]
+
+
 # JAX's own message starts every refusal (ValueError there; funcgrad's NonDifferentiableError is one too),
 # so code that matches JAX's text (assertRaisesRegex) matches funcgrad's
 defnovjp(
@@ -250,8 +288,10 @@ defnovjp(
     "start/stop values (JAX refuses it too): the number of iterations is only known at run time, so "
     "the values of every iteration cannot be kept for the backward pass.\n  fix: use lax.scan, or "
     "lax.fori_loop with static (Python int) bounds, which becomes a scan; or wrap the loop in "
-    "jax.custom_vjp (e.g. implicit differentiation of a fixed point). Loops that do not depend on a "
-    "differentiated input at all are fine.",
+    "jax.custom_vjp (e.g. implicit differentiation of a fixed point). Loops through which only "
+    "non-differentiated values flow (a differentiated value that only decides when to stop, an "
+    "integer counter) are fine.",
+    outputs_perturbed=while_outputs_perturbed,
 )
 
 
