@@ -7,6 +7,7 @@ module is the only one that imports them all.
 Public surface:
   * differentiation: ``grad``, ``value_and_grad``, ``vjp``, ``jacrev``, ``jacobian``, ``hessian``;
     forward mode (from the reverse sweep, transposed): ``jvp``, ``linearize``, ``jacfwd``, ``linear_transpose``
+  * loops: ``while_loop`` (a ``lax.while_loop`` bounded by ``max_steps``, reverse-differentiable)
   * graphs: ``trace`` (function + example args -> ``Graph``), ``Graph``, ``Eqn``, ``Var``, ``Literal``
   * extension: ``defvjp``, ``defzero``, ``supported_primitives``
   * seeing backprop: ``tag``, ``backward_graph``, ``draw``, ``sensitivities``, ``module_jacobians``,
@@ -29,6 +30,7 @@ from funcgrad.api import (
     value_and_grad,
     vjp,
 )
+from funcgrad.api.bounded_while import while_loop
 from funcgrad.api.linearity import NonLinearError
 from funcgrad.checking.check_grads import check_grads
 from funcgrad.checking.differentiability import check_differentiable
@@ -120,6 +122,7 @@ __all__ = [
     "typecheck",
     "value_and_grad",
     "vjp",
+    "while_loop",
     "backward_graph",
     "draw",
     "sensitivities",
