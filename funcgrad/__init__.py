@@ -8,6 +8,7 @@ Public surface:
   * differentiation: ``grad``, ``value_and_grad``, ``vjp``, ``jacrev``, ``jacobian``, ``hessian``;
     forward mode (from the reverse sweep, transposed): ``jvp``, ``linearize``, ``jacfwd``, ``linear_transpose``
   * loops: ``while_loop`` (a ``lax.while_loop`` bounded by ``max_steps``, reverse-differentiable)
+  * per-example: ``per_example_grad_norms``, ``clipped_grad`` (DP-SGD's clipping), without per-example gradients
   * graphs: ``trace`` (function + example args -> ``Graph``), ``Graph``, ``Eqn``, ``Var``, ``Literal``
   * extension: ``defvjp``, ``defzero``, ``supported_primitives``
   * seeing backprop: ``tag``, ``backward_graph``, ``draw``, ``sensitivities``, ``module_jacobians``,
@@ -32,6 +33,7 @@ from funcgrad.api import (
 )
 from funcgrad.api.bounded_while import while_loop
 from funcgrad.api.linearity import NonLinearError
+from funcgrad.api.per_example import PerExampleNorms, clipped_grad, per_example_grad_norms
 from funcgrad.checking.check_grads import check_grads
 from funcgrad.checking.differentiability import check_differentiable
 from funcgrad.checking.nan_hunt import NonFiniteGradientError, debug_nans
@@ -95,6 +97,7 @@ __all__ = [
     "Literal",
     "NonDifferentiableError",
     "NonLinearError",
+    "PerExampleNorms",
     "TangentError",
     "TracingError",
     "Type",
@@ -105,6 +108,7 @@ __all__ = [
     "Var",
     "cache_info",
     "clear_cache",
+    "clipped_grad",
     "defvjp",
     "defzero",
     "grad",
@@ -116,6 +120,7 @@ __all__ = [
     "linear_transpose",
     "linearize",
     "nn",
+    "per_example_grad_norms",
     "supported_primitives",
     "tag",
     "trace",

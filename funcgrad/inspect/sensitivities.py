@@ -14,16 +14,15 @@ tags costs nothing extra when this is not used.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from funcgrad.core.call import Call, fun_name, scalar_seed, trace_call
-from funcgrad.core.ir import Eqn, Graph, Source, Var, var_names
+from funcgrad.core.graph_edit import perturb
+from funcgrad.core.ir import var_names
 from funcgrad.core.sweep import vjp_graph
 from funcgrad.errors import InputError
 
@@ -54,7 +53,7 @@ def sensitivities(fun: Callable, *, every: bool = False, has_aux: bool = False) 
                 f"{fun_name(fun)} has no tagged intermediate values.\n"
                 "  fix: mark values with funcgrad.tag(z, 'name'), or pass every=True."
             )
-        perturbed = _perturb(graph, targets)
+        perturbed, _ = perturb(graph, targets)
         zeros = [jnp.zeros(v.type.shape, v.type.dtype) for v in targets]
         n = len(call.traced_idx)
         outs, backward = vjp_graph(perturbed, [*call.traced_values(), *zeros], [False] * n + [True] * len(targets))
@@ -67,25 +66,3 @@ def sensitivities(fun: Callable, *, every: bool = False, has_aux: bool = False) 
         }
 
     return run
-
-
-def _perturb(graph: Graph, targets: list[Var]) -> Graph:
-    """``graph`` with each target z replaced, in all its uses, by ``z + p_z``; the ``p_z`` are new inputs."""
-    extra = [Var(v.type) for v in targets]
-    subst: dict[int, Var] = {}
-    pending = {id(v): p for v, p in zip(targets, extra)}
-    eqns: list[Eqn] = []
-    for e in graph.eqns:
-        ins = tuple(subst.get(id(a), a) if isinstance(a, Var) else a for a in e.inputs)
-        eqns.append(dataclasses.replace(e, inputs=ins))
-        for v in e.outputs:
-            if id(v) in pending:
-                moved = Var(v.type, v.label)
-                eqns.append(Eqn("add", (v, pending[id(v)]), (moved,), {}, _add_impl, Source(scope="perturbation")))
-                subst[id(v)] = moved
-    outputs = tuple(subst.get(id(a), a) if isinstance(a, Var) else a for a in graph.outputs)
-    return Graph((*graph.inputs, *extra), tuple(eqns), outputs, graph.constvars, graph.consts)
-
-
-def _add_impl(z, p):
-    return [lax.add(z, p)]
