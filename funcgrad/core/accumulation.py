@@ -13,7 +13,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
+
+from funcgrad.core import jax_compat as jc
 
 
 def _rules(dtype):
@@ -32,12 +35,26 @@ def add_cotangents(a: Any, b: Any) -> Any:
     return lax.add(a, b)
 
 
-def zero_cotangent(shape, dtype) -> Any:
-    """The cotangent of a variable nothing flowed back to: zeros, or the dtype's own zero."""
+def zero_cotangent(shape, dtype, sharding=None) -> Any:
+    """The cotangent of a variable nothing flowed back to: zeros, or the dtype's own zero.
+
+    ``sharding`` (the primal's sharding type under explicit mesh axes, else None) is the zeros' own:
+    a cotangent has its primal's type, sharding included, as in JAX (``zeros_like_shaped_array``)."""
     rules = _rules(dtype)
     if rules is not None and hasattr(rules, "zero"):
-        return lax.broadcast(rules.zero(dtype), tuple(shape))
-    return jnp.zeros(shape, dtype)
+        zero = rules.zero(dtype)
+    elif sharding is None:
+        return jnp.zeros(shape, dtype)
+    else:
+        zero = jnp.zeros((), dtype)
+    return lax.broadcast(zero, tuple(shape), **jc.out_sharding(lax.broadcast, sharding))
+
+
+def zeros_like_primal(x, dtype=None) -> Any:
+    """Zeros shaped like the primal ``x``, of ``dtype`` (x's own by default), sharded as ``x`` under
+    explicit mesh axes: what a rule writes a slice's cotangent into."""
+    dtype = jnp.result_type(x) if dtype is None else dtype
+    return zero_cotangent(np.shape(x), dtype, jc.explicit_sharding(x))
 
 
 def carries_gradient(dtype) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import numpy as np
 from jax._src import core as _core
 from jax._src import source_info_util as _source_info
 
@@ -107,6 +108,77 @@ def placement_of(x) -> tuple:
     mat = getattr(aval, "mat", None)  # jax >= 0.9: varying / unreduced / reduced manual axes
     manual = (mat.varying, mat.unreduced, mat.reduced) if mat is not None else getattr(aval, "vma", None)
     return (manual, getattr(aval, "sharding", None))
+
+
+# ------------------------------------------------------- explicit sharding ("sharding in types")
+# With a mesh of ``AxisType.Explicit`` axes (jax >= 0.6; ``jax.make_mesh``'s default in newer releases)
+# an array's sharding is part of its type, and JAX's transpose rules give each cotangent its primal's
+# sharding. funcgrad's rules and sweep do the same through the helpers below; with no explicit axes
+# (or on a release without them) they return None / {}, so nothing changes.
+
+_EXPLICIT = getattr(getattr(jax.sharding, "AxisType", None), "Explicit", None)  # jax >= 0.6
+
+
+def explicit_sharding(x) -> Any | None:
+    """``x``'s sharding type (``jax.typeof(x).sharding``) when its mesh has an ``Explicit`` axis, else None."""
+    if _EXPLICIT is None:
+        return None
+    try:
+        sharding = getattr(_typeof(x), "sharding", None)
+    except TypeError:  # not an array (a Python object a rule was handed as a parameter)
+        return None
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None or mesh.empty or _EXPLICIT not in tuple(mesh.axis_types):
+        return None
+    return sharding
+
+
+def cotangent_sharding(primal, ct) -> Any | None:
+    """The sharding type of ``primal``'s cotangent computed from ``ct``: the primal's own under explicit
+    mesh axes; for a primal outside any mesh (a constant) while ``ct`` is in one, replicated there (as
+    JAX's transposes fall back to the current mesh); None without explicit axes."""
+    sharding = explicit_sharding(primal)
+    if sharding is not None:
+        return sharding
+    ct_sharding = explicit_sharding(ct)
+    return None if ct_sharding is None else replicated(ct_sharding, len(np.shape(primal)))
+
+
+@functools.cache
+def _takes_out_sharding(fn) -> bool:
+    try:
+        return "out_sharding" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def out_sharding(fn: Callable, sharding) -> dict:
+    """``{"out_sharding": sharding}`` for a call of the lax function ``fn``, or ``{}`` when ``sharding`` is
+    None or this release's ``fn`` takes no ``out_sharding`` (``conv_general_dilated``: jax >= 0.8)."""
+    if sharding is None or not _takes_out_sharding(fn):
+        return {}
+    return {"out_sharding": sharding}
+
+
+def with_partitions(sharding, partitions: Sequence[Any]):
+    """``sharding`` on the same mesh with one partition entry per axis from ``partitions`` (an explicit
+    sharding's spec keeps its reduced/unreduced axes; ``with_spec`` before jax 0.7)."""
+    spec = sharding.spec
+    if hasattr(spec, "update"):
+        return sharding.update(spec=spec.update(partitions=tuple(partitions)))
+    return sharding.with_spec(jax.sharding.PartitionSpec(*partitions))  # pragma: no cover - jax < 0.7
+
+
+def replicated(sharding, ndim: int):
+    """An ``ndim``-axis sharding type replicated over ``sharding``'s mesh."""
+    return with_partitions(sharding, (None,) * ndim)
+
+
+def has_reduced_axes(sharding) -> bool:
+    """Whether a sharding type has reduced or unreduced mesh axes (jax >= 0.7): a cotangent's type is
+    then not its primal's (JAX swaps the two), which funcgrad does not model."""
+    spec = getattr(sharding, "spec", None)
+    return bool(getattr(spec, "unreduced", None) or getattr(spec, "reduced", None))
 
 
 # ---------------------------------------------------------- checkpoint policies

@@ -183,7 +183,7 @@ def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = N
     outs = [env[v] for v in eqn.outputs]
     multiple = eqn.multiple_results
     if multiple and not record.symbolic_zeros:
-        cts = [zeros_like_type(v.type) if ct is None else ct for v, ct in zip(eqn.outputs, cts)]
+        cts = [zeros_like_type(v.type, out) if ct is None else ct for v, ct, out in zip(eqn.outputs, cts, outs)]
     if needed is None:
         needed = [True] * len(eqn.inputs)
     extra = {"perturbed": tuple(needed)} if record.perturbed else {}
@@ -203,7 +203,10 @@ def apply_rule(eqn: Eqn, cts: list, env: dict, needed: Sequence[bool] | None = N
             f"the VJP rule of {eqn.primitive!r} returned {len(cts_in)} cotangents for "
             f"{len(eqn.inputs)} inputs (at {eqn.source.where()})"
         )
-    return [None if ct is None or not n else fit_to_type(ct, a.type) for a, ct, n in zip(eqn.inputs, cts_in, needed)]
+    return [
+        None if ct is None or not n else fit_to_type(ct, a.type, x)
+        for a, x, ct, n in zip(eqn.inputs, primals, cts_in, needed)
+    ]
 
 
 def accumulate(ct_env: dict, v: Var, ct: Any) -> None:
@@ -212,8 +215,9 @@ def accumulate(ct_env: dict, v: Var, ct: Any) -> None:
     ct_env[v] = ct if prev is None else add_cotangents(prev, ct)
 
 
-def fit_to_type(ct: Any, t: Type) -> Any:
-    """Sum ``ct`` down to shape ``t.shape`` (implicit rank-0 broadcasting) and cast to ``t.dtype``."""
+def fit_to_type(ct: Any, t: Type, primal: Any = None) -> Any:
+    """Sum ``ct`` down to shape ``t.shape`` (implicit rank-0 broadcasting), cast to ``t.dtype`` and, under
+    explicit mesh axes, give it ``primal``'s sharding type."""
     shape = tuple(np.shape(ct))
     if shape != t.shape:
         ct = unbroadcast(ct, t.shape)
@@ -227,7 +231,24 @@ def fit_to_type(ct: Any, t: Type) -> Any:
         if jnp.issubdtype(dtype, jnp.complexfloating) and not jnp.issubdtype(t.dtype, jnp.complexfloating):
             ct = jnp.real(ct)  # a real primal's cotangent is the real part of a complex one (JAX's convention)
         ct = lax.convert_element_type(ct, t.dtype)
-    return ct
+    return fit_to_sharding(ct, primal)
+
+
+def fit_to_sharding(ct: Any, primal: Any) -> Any:
+    """``ct`` with ``primal``'s sharding type under explicit mesh axes, as JAX's ``_unbroadcast`` gives
+    every elementwise transpose's cotangent: a cotangent's type is its primal's, sharding included,
+    and the cotangents of one variable must agree to be summed. (``x * w`` with x sharded over
+    ``data`` and w over ``model`` is sharded over both; x's cotangent is moved back to x's sharding.)
+
+    A primal with reduced or unreduced axes is left alone (its cotangent's type is not its own: JAX
+    swaps the two, which funcgrad does not model)."""
+    target = jc.explicit_sharding(primal)
+    if target is None or jc.has_reduced_axes(target):
+        return ct
+    current = jc.explicit_sharding(ct)
+    if current is not None and current.spec == target.spec:
+        return ct
+    return lax.reshape(ct, np.shape(ct), **jc.out_sharding(lax.reshape, target))
 
 
 def unbroadcast(ct: Any, shape: tuple[int, ...]) -> Any:
@@ -244,5 +265,6 @@ def unbroadcast(ct: Any, shape: tuple[int, ...]) -> Any:
     return jnp.reshape(ct, shape)
 
 
-def zeros_like_type(t: Type) -> Any:
-    return zero_cotangent(t.shape, t.dtype)
+def zeros_like_type(t: Type, like: Any = None) -> Any:
+    """Zeros of type ``t``, with the sharding type of ``like`` (the value) under explicit mesh axes."""
+    return zero_cotangent(t.shape, t.dtype, jc.explicit_sharding(like))

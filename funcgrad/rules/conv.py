@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from funcgrad.core import jax_compat as jc
+from funcgrad.core.accumulation import zeros_like_primal
 from funcgrad.core.registry import defvjp
 
 
@@ -102,6 +104,7 @@ def _ct_lhs(ct, lhs, rhs, p):
         batch_group_count=1,
         precision=p["precision"],
         preferred_element_type=p["preferred_element_type"],
+        **_sharded_as(lhs, ct),
     )
     if batch_groups > 1:  # batch groups were stacked on the feature axis
         out = _merge_axis(_split_axis(out, lhs_spec[1], batch_groups), lhs_spec[1], lhs_spec[0])
@@ -124,7 +127,7 @@ def _padding(padding_rule, ct, lhs, rhs, p):
 
 def _ct_rhs(ct, lhs, rhs, p):
     if np.size(ct) == 0:  # avoid a degenerate convolution with an empty kernel
-        return jnp.zeros(np.shape(rhs), jnp.result_type(ct))
+        return zeros_like_primal(rhs, jnp.result_type(ct))
     lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
     pads = _padding(_vjp_rhs_padding, ct, lhs, rhs, p)
     trans_dn = lax.ConvDimensionNumbers(_swap_first_two(lhs_spec), _swap_first_two(out_spec), _swap_first_two(rhs_spec))
@@ -141,7 +144,14 @@ def _ct_rhs(ct, lhs, rhs, p):
         batch_group_count=p["feature_group_count"],
         precision=p["precision"],
         preferred_element_type=p["preferred_element_type"],
+        **_sharded_as(rhs, ct),
     )
+
+
+def _sharded_as(primal, ct) -> dict:
+    """``out_sharding=`` for a transposed convolution under explicit mesh axes: the primal's sharding
+    (JAX's transposes pass it; it must be given when a contracted feature axis is sharded)."""
+    return jc.out_sharding(lax.conv_general_dilated, jc.cotangent_sharding(primal, ct))
 
 
 @defvjp("conv_general_dilated")

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from funcgrad.core.accumulation import zeros_like_primal
 from funcgrad.core.registry import defvjp
 from funcgrad.errors import NonDifferentiableError
 
@@ -43,7 +44,7 @@ def _clamped(starts, operand_shape, sizes):
 @defvjp("dynamic_slice")
 def dynamic_slice_vjp(ct, x, *starts, out, slice_sizes, **params):
     # write the slice's cotangent into zeros at the same (clamped) start the forward read from
-    zeros = jnp.zeros(np.shape(x), jnp.result_type(ct))
+    zeros = zeros_like_primal(x, jnp.result_type(ct))
     starts_used = _clamped(starts, np.shape(x), slice_sizes)
     return (lax.dynamic_update_slice(zeros, ct, starts_used), *[None] * len(starts))
 
@@ -52,7 +53,7 @@ def dynamic_slice_vjp(ct, x, *starts, out, slice_sizes, **params):
 def dynamic_update_slice_vjp(ct, x, update, *starts, out, **params):
     # the overwritten window (at the clamped start) goes to the update, the rest to the operand
     starts_used = _clamped(starts, np.shape(x), np.shape(update))
-    ct_x = lax.dynamic_update_slice(ct, jnp.zeros(np.shape(update), jnp.result_type(ct)), starts_used)
+    ct_x = lax.dynamic_update_slice(ct, zeros_like_primal(update, jnp.result_type(ct)), starts_used)
     ct_update = lax.dynamic_slice(ct, starts_used, np.shape(update))
     return (ct_x, ct_update, *[None] * len(starts))
 
@@ -76,7 +77,7 @@ def gather_vjp(
 ):
     # transpose of gather: scatter-add the cotangent back; duplicates add up, dropped indices add nothing
     scatter_dn = lax.ScatterDimensionNumbers(**{s: getattr(dimension_numbers, g) for g, s in _GATHER_SCATTER_FIELDS})
-    zeros = jnp.zeros(np.shape(x), jnp.result_type(ct))
+    zeros = zeros_like_primal(x, jnp.result_type(ct))
     ct_x = lax.scatter_add(
         zeros, indices, ct, scatter_dn, indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, mode=mode
     )

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from funcgrad.core import jax_compat as jc
 from funcgrad.core.registry import defvjp
 
 
@@ -37,9 +38,22 @@ def _dot_general_ct_lhs(ct, x, y, dimension_numbers, precision, preferred, swap_
         ans_batch, _, ans_y = _ranges_like(x_batch, x_kept, y_kept)
     dims = ((ans_y, y_kept), (ans_batch, list(y_batch)))
     x_contract_sorted_by_y = list(np.take(np.asarray(x_contract, int), np.argsort(np.asarray(y_contract, int))))
-    out_axes = np.argsort(list(x_batch) + x_kept + x_contract_sorted_by_y)
-    ct_x = lax.dot_general(ct, y, dims, precision=precision, preferred_element_type=preferred)
+    unsorted_axes = list(x_batch) + x_kept + x_contract_sorted_by_y
+    out_axes = np.argsort(unsorted_axes)
+    sharding = jc.out_sharding(lax.dot_general, _unsorted_sharding(x, ct, unsorted_axes))
+    ct_x = lax.dot_general(ct, y, dims, precision=precision, preferred_element_type=preferred, **sharding)
     return lax.transpose(ct_x, tuple(int(a) for a in out_axes))
+
+
+def _unsorted_sharding(x, ct, unsorted_axes):
+    """Under explicit mesh axes, the sharding of the product that is transposed into x's cotangent: x's
+    spec read in the product's axis order, so the cotangent is sharded as x is (JAX's
+    ``_dot_general_transpose_lhs``; it must be given when contracted axes are sharded). None without
+    explicit axes."""
+    x_sharding = jc.cotangent_sharding(x, ct)
+    if x_sharding is None:
+        return None
+    return jc.with_partitions(x_sharding, [x_sharding.spec[a] for a in unsorted_axes])
 
 
 @defvjp("dot_general")

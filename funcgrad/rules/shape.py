@@ -13,15 +13,27 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from funcgrad.core import jax_compat as jc
+from funcgrad.core.accumulation import zeros_like_primal
 from funcgrad.core.registry import defvjp
+
+
+def _sharded_like(x, dimensions=None) -> dict:
+    """``out_sharding=`` for a reshape back to ``x``'s shape (read in ``dimensions`` order when given):
+    x's sharding type under explicit mesh axes, which a reshape cannot always infer (JAX's reshape
+    and broadcast_in_dim transposes pass it); ``{}`` otherwise."""
+    sharding = jc.explicit_sharding(x)
+    if sharding is not None and dimensions is not None:
+        sharding = jc.with_partitions(sharding, [sharding.spec[d] for d in dimensions])
+    return jc.out_sharding(lax.reshape, sharding)
 
 
 @defvjp("reshape")
 def reshape_vjp(ct, x, *dyn, out, new_sizes, dimensions, **params):
     if dimensions is not None:  # reshape of transpose(x, dimensions)
-        ct = lax.reshape(ct, [np.shape(x)[d] for d in dimensions])
+        ct = lax.reshape(ct, [np.shape(x)[d] for d in dimensions], **_sharded_like(x, dimensions))
         return (lax.transpose(ct, np.argsort(dimensions)), *[None] * len(dyn))
-    return (lax.reshape(ct, np.shape(x)), *[None] * len(dyn))
+    return (lax.reshape(ct, np.shape(x), **_sharded_like(x)), *[None] * len(dyn))
 
 
 @defvjp("transpose")
@@ -37,12 +49,12 @@ def broadcast_in_dim_vjp(ct, x, *dyn, out, shape, broadcast_dimensions, **params
     kept = tuple(d for i, d in enumerate(broadcast_dimensions) if i not in unit_dims)
     summed = tuple(a for a in range(len(shape)) if a not in kept)
     ct_x = jnp.sum(ct, axis=summed) if summed else ct
-    return (lax.reshape(ct_x, x_shape), *[None] * len(dyn))
+    return (lax.reshape(ct_x, x_shape, **_sharded_like(x)), *[None] * len(dyn))
 
 
 @defvjp("squeeze")
 def squeeze_vjp(ct, x, *, out, dimensions, **params):
-    return (lax.reshape(ct, np.shape(x)),)
+    return (lax.reshape(ct, np.shape(x), **_sharded_like(x)),)
 
 
 @defvjp("convert_element_type")
@@ -101,7 +113,7 @@ def slice_vjp(ct, x, *, out, start_indices, limit_indices, strides, **params):
         real_limit = start + (m - 1) * stride + 1 if m > 0 else start
         config.append((start, n - real_limit, stride - 1) if m > 0 else (start, n - start, 0))
     if any(m == 0 for m in np.shape(ct)):
-        return (jnp.zeros(x_shape, jnp.result_type(ct)),)
+        return (zeros_like_primal(x, jnp.result_type(ct)),)
     return (lax.pad(ct, jnp.zeros((), jnp.result_type(ct)), config),)
 
 
