@@ -14,7 +14,8 @@ Public surface:
   * seeing backprop: ``tag``, ``backward_graph``, ``draw``, ``sensitivities``, ``module_jacobians``,
     ``backprop_jacobians``, ``saved_residuals``, ``cost_report`` (docs/seeing_backprop.md)
   * checking and debugging: ``check_grads``, ``check_rule``, ``rule_coverage``, ``debug_nans``,
-    ``check_differentiable``, ``testing.assert_grads_match`` (docs/debugging.md)
+    ``check_differentiable`` (and its NaN-trap lint: ``enable_where_lint``, ``NaNTrapWarning``),
+    ``testing.assert_grads_match`` (docs/debugging.md)
 """
 
 from funcgrad import nn, testing  # funcgrad.nn, funcgrad.testing.assert_grads_match
@@ -43,12 +44,14 @@ from funcgrad.core.ir import Eqn, Graph, Literal, Type, Var
 from funcgrad.core.registry import defvjp, defzero, supported_primitives
 from funcgrad.core.tags import tag
 from funcgrad.core.typecheck import TypeCheckError, typecheck
+from funcgrad.core.where_traps import enable_where_lint
 from funcgrad.errors import (
     CotangentError,
     CustomVJPError,
     ForwardModeError,
     FuncgradError,
     InputError,
+    NaNTrapWarning,
     NonDifferentiableError,
     TangentError,
     TracingError,
@@ -95,6 +98,7 @@ __all__ = [
     "Graph",
     "InputError",
     "Literal",
+    "NaNTrapWarning",
     "NonDifferentiableError",
     "NonLinearError",
     "PerExampleNorms",
@@ -111,6 +115,7 @@ __all__ = [
     "clipped_grad",
     "defvjp",
     "defzero",
+    "enable_where_lint",
     "grad",
     "hessian",
     "jacfwd",

@@ -57,6 +57,13 @@ class UntestedJAXWarning(UserWarning):
     """funcgrad is imported with a JAX release newer than the newest it was tested with."""
 
 
+class NaNTrapWarning(UserWarning):
+    """A gradient will be NaN where a ``jnp.where`` (or a clip) masks an operation whose derivative is
+    infinite there (``jnp.where(x > 0, jnp.sqrt(x), 0.)`` at ``x <= 0``), although the value is finite.
+    Issued by ``funcgrad.grad``/``value_and_grad``/``vjp`` the first time each traced graph is
+    differentiated, when ``FUNCGRAD_WHERE_LINT=1`` is set (docs/debugging.md)."""
+
+
 class CustomVJPError(FuncgradError, UnexpectedTracerError):
     """A ``custom_vjp`` function (or a ``jax.custom_gradient`` one) is differentiated with respect to a
     value it closes over. The message contains the sentence of JAX's ``CustomVJPException`` (what JAX's

@@ -30,7 +30,7 @@ import numpy as np
 from jax import lax
 
 from funcgrad import rules as _rules  # noqa: F401  (importing the rule families fills the registry)
-from funcgrad.core import hooks
+from funcgrad.core import hooks, where_traps
 from funcgrad.core.call import (
     Call,
     arg_names,
@@ -154,6 +154,9 @@ def _vjp(fun, args, kwargs, argnums, has_aux, allow_int, holomorphic=False, name
     call = Call(fun, args, kwargs, argnums, allow_int, static_outputs=True)
     traced = trace_call_values(call)
     graph, out_tree = traced.graph, traced.out_tree
+    if name != "jvp":  # forward mode's transposed pullback is funcgrad's own program, not the user's
+        # the opt-in NaN-trap lint (FUNCGRAD_WHERE_LINT=1), once per graph; a flag test when it is off
+        where_traps.note_differentiated(graph, call.wrt, fun_name(fun))
     given = call.traced_values()
     values = [jnp.asarray(x) if type(x) in _PYTHON_SCALARS else x for x in given]  # rules get arrays
     computed = None  # a concrete trace computed every value already: the function runs once

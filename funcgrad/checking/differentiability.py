@@ -8,6 +8,10 @@ without a VJP rule and primitives that cannot be reverse-differentiated such as
 ``while`` (by the user's file:line), and Python control flow on traced values
 (the trace fails; its line is reported and the output is checked by running the
 function once eagerly). Each problem carries its fix.
+
+It also lists, as ``warnings``, the NaN traps of ``funcgrad.core.where_traps``: a ``jnp.where`` (or a
+``jnp.clip``) masking an operation whose derivative is infinite at the masked points, so that the
+gradient is NaN there although the value is finite. They do not stop ``funcgrad.grad``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcgrad.core import registry
+from funcgrad.core import registry, where_traps
 from funcgrad.core.activity import activity
 from funcgrad.core.call import Call, LeafProblem, dtype_name
 from funcgrad.core.ir import Graph, Type
@@ -57,6 +61,8 @@ class DifferentiabilityReport:
 
     fun_name: str
     problems: list[Problem]
+    # what does not stop funcgrad.grad but makes its result NaN: the NaN traps ("NaN trap: where", "NaN trap: clip")
+    warnings: list[Problem] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -64,10 +70,15 @@ class DifferentiabilityReport:
 
     def __str__(self) -> str:
         if self.ok:
-            return f"check_differentiable({self.fun_name}): no problems found"
-        n = len(self.problems)
-        lines = [f"check_differentiable({self.fun_name}): {n} problem{'s' if n > 1 else ''}"]
-        lines += [f"  {i}. {p}" for i, p in enumerate(self.problems, 1)]
+            lines = [f"check_differentiable({self.fun_name}): no problems found"]
+        else:
+            n = len(self.problems)
+            lines = [f"check_differentiable({self.fun_name}): {n} problem{'s' if n > 1 else ''}"]
+            lines += [f"  {i}. {p}" for i, p in enumerate(self.problems, 1)]
+        if self.warnings:
+            n = len(self.warnings)
+            lines.append(f"  {n} warning{'s' if n > 1 else ''} (the gradient will be NaN at some inputs):")
+            lines += [f"  {i}. {p}" for i, p in enumerate(self.warnings, 1)]
         return "\n".join(lines)
 
     def raise_if_any(self) -> None:
@@ -124,9 +135,11 @@ def check_differentiable(fun: Callable, argnums: int | Sequence[int] = 0, has_au
             problems.append(_trace_failure(err))
         if out is not None:
             problems += _output_problems(out, name, has_aux)
+        traps = []
         if graph is not None:
             problems += _graph_problems(graph, leaves.wrt)
-        return DifferentiabilityReport(name, _unique(problems))
+            traps = [_trap_warning(t) for t in where_traps.find_traps(graph, leaves.wrt)]
+        return DifferentiabilityReport(name, _unique(problems), _unique(traps))
 
     return run
 
@@ -209,6 +222,11 @@ def _graph_problems(graph: Graph, wrt) -> list[Problem]:
                 # conservatively, every floating input of a nested body may carry a gradient
                 problems += _graph_problems(sub, [v.type.is_float for v in sub.inputs])
     return problems
+
+
+def _trap_warning(trap: where_traps.NaNTrap) -> Problem:
+    """A NaN trap as a report entry: at the where's (or clip's) line; the message names the unsafe line."""
+    return Problem(f"NaN trap: {trap.kind}", trap.mask_where, trap.message, trap.fix)
 
 
 def _control_flow_problem(err: TracingError) -> Problem:

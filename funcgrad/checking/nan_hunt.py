@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcgrad.core import hooks
+from funcgrad.core import hooks, where_traps
 from funcgrad.core.cache import trace_cache
 from funcgrad.core.interpret import read_all
 from funcgrad.core.ir import Eqn, Type
@@ -64,13 +64,18 @@ def debug_nans(enabled: bool = True):
         trace_cache.clear()
     token = _enabled.set(enabled)
     try:
-        # every top-level backward pass in the block gets a NanHunter as its sweep hooks
-        with hooks.installed(NanHunter if enabled else None):
+        # every top-level backward pass in the block gets a NanHunter as its sweep hooks; the graphs
+        # differentiated are searched for NaN traps, so that a report can name the masking where
+        with hooks.installed(NanHunter if enabled else None), _remembering_traps(enabled):
             yield
     finally:
         _enabled.reset(token)
         if changed:
             trace_cache.clear()
+
+
+def _remembering_traps(enabled: bool):
+    return where_traps.remembering() if enabled else contextlib.nullcontext()
 
 
 _GROUPS = ("primal inputs", "primal outputs", "incoming cotangents", "produced cotangents")
@@ -165,6 +170,8 @@ def nan_report(eqn: Eqn, types, stats) -> str:
             "  why: the forward pass already produced NaN/Inf in this equation's inputs.\n"
             "  fix: find the first NaN of the forward pass (jax.config.update('jax_debug_nans', True)) and fix it."
         )
+    elif traps := where_traps.traps_at(eqn):
+        lines += _trap_lines(eqn, traps)
     else:
         lines.append(
             f"  why: the inputs and the incoming cotangent are finite, so the local derivative of {eqn.primitive!r} "
@@ -176,3 +183,18 @@ def nan_report(eqn: Eqn, types, stats) -> str:
             "evaluated at a safe point (docs/debugging.md)."
         )
     return "\n".join(lines)
+
+
+def _trap_lines(eqn: Eqn, traps) -> list[str]:
+    """The why and the fix when the where-lint knows the where (or clip) that masked this equation's
+    unsafe operation (``funcgrad.core.where_traps``)."""
+    lines = [
+        f"  why: the inputs and the incoming cotangent are finite, so the local derivative of {eqn.primitive!r} "
+        "is infinite or undefined at these inputs, and this value is masked:"
+    ]
+    for trap in traps:
+        masker = "where (select_n)" if trap.kind == "where" else f"clip ({trap.mask_primitive})"
+        lines.append(f"  masked by: the {masker} at {trap.mask_where}, over {trap.primitive!r} at {trap.op_where}")
+        lines.append(f"    {trap.message}.")
+    lines.append(f"  fix: {traps[0].fix} (docs/debugging.md).")
+    return lines
