@@ -226,7 +226,15 @@ def _ghost_norm_sq(xm, dm):
 
 def _ghost_weighted_grad(how: _Ghost, leaf_value, weights, xm, dm):
     """sum_b w_b X_b^T D_b, laid out as the leaf: the dot's operand, then back through the chain."""
-    g = jnp.einsum("btk,b,btn->kn", xm, weights.astype(xm.dtype), dm, precision=_HI)
+    (b, t, k), n = xm.shape, dm.shape[2]
+    w = weights.astype(xm.dtype)
+    if t == 1:
+        g = jnp.einsum("btk,b,btn->kn", xm, w, dm, precision=_HI)
+    else:
+        # one (K x B*T) @ (B*T x N) product over every example's rows, each scaled by its weight: on this
+        # CPU faster than the three-operand einsum for sequences, slower for single rows (benchmarks/per_example.py)
+        scaled = jnp.reshape(xm * w[:, None, None], (b * t, k))
+        g = jnp.einsum("rk,rn->kn", scaled, jnp.reshape(dm, (b * t, n)), precision=_HI)
     if how.eqn.primitive == "conv_general_dilated":
         g = _conv_kernel_layout(how.eqn, g)
     else:
