@@ -235,6 +235,8 @@ CASES = {
     # x * w with different shardings: x's cotangent moved back to x's sharding by the sweep
     "elementwise": (lambda x, w: jnp.sum(jnp.sin(x * w[:, 0])), P("data", None), P("model", None)),
     "conv": (_conv, P("data", "model"), P("model", None)),
+    # w reaches no output: its zero gradient is made outside the sweep, sharded like w
+    "unused": (lambda x, w: jnp.sum(jnp.sin(x)), P("data", None), P("model", None)),
 }
 
 

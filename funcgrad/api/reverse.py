@@ -31,6 +31,8 @@ from jax import lax
 
 from funcgrad import rules as _rules  # noqa: F401  (importing the rule families fills the registry)
 from funcgrad.core import hooks, where_traps
+from funcgrad.core import jax_compat as jc
+from funcgrad.core.accumulation import zero_cotangent
 from funcgrad.core.call import (
     Call,
     arg_names,
@@ -101,7 +103,7 @@ class _Pullback:
         self.main_tree = main_tree
         self.slots = slots  # per main output leaf: its graph output, or None for a leaf that depends on no input
         self.out_avals = out_avals  # per main output leaf: (shape, dtype)
-        self.in_specs = in_specs  # per differentiated leaf: (graph input, its Type)
+        self.in_specs = in_specs  # per differentiated leaf: (graph input, its Type, its explicit sharding or None)
         self.leaf_argnums = leaf_argnums  # per differentiated leaf: its argnum
         self.arg_trees = arg_trees  # per argnum (in order): (argnum, structure)
         key = (id(graph), id(act), id(sweep_hooks), saved_ids, main_tree, slots, out_avals, in_specs, leaf_argnums)
@@ -140,7 +142,7 @@ class _Pullback:
         backward = Backward(self.graph, env, self.act, self.hooks, dict(zip(self.saved_ids, saved, strict=True)))
         with gc_paused():
             in_cts = backward(graph_cts)
-        grads = [_as_cotangent_of(in_cts[slot], t) for slot, t in self.in_specs]
+        grads = [_as_cotangent_of(in_cts[slot], t, sharding) for slot, t, sharding in self.in_specs]
         per_arg = []
         for n, tree in self.arg_trees:
             per_arg.append(tree_util.tree_unflatten(tree, [g for g, a in zip(grads, self.leaf_argnums) if a == n]))
@@ -207,7 +209,11 @@ def _vjp(fun, args, kwargs, argnums, has_aux, allow_int, holomorphic=False, name
     residuals = (tuple(backward.env[v] for v in res_vars), tuple(backward.saved[k] for k in saved_ids))
 
     slot_of_leaf = {leaf_i: k for k, leaf_i in enumerate(call.traced_idx)}
-    in_specs = tuple((slot_of_leaf[i], graph.inputs[slot_of_leaf[i]].type) for i in call.diff_leaf_idx)
+    # a leaf no gradient reaches gets zeros with its sharding type under explicit mesh axes, as in JAX
+    in_specs = tuple(
+        (slot_of_leaf[i], graph.inputs[slot_of_leaf[i]].type, jc.explicit_sharding(values[slot_of_leaf[i]]))
+        for i in call.diff_leaf_idx
+    )
     arg_trees = tuple((n, tree_util.tree_structure(args[n])) for n in argnums)
     pullback = _Pullback(
         graph,
@@ -226,12 +232,13 @@ def _vjp(fun, args, kwargs, argnums, has_aux, allow_int, holomorphic=False, name
     return _VJP(out, aux, main_tree, main_values, main_paths, pullback, residuals)
 
 
-def _as_cotangent_of(ct, t: Type):
-    """``ct`` (``None``: no gradient flowed) as the cotangent of a primal of type ``t``: its dtype and weak type."""
+def _as_cotangent_of(ct, t: Type, sharding=None):
+    """``ct`` (``None``: no gradient flowed) as the cotangent of a primal of type ``t``: its dtype and weak
+    type (and, for zeros, the primal's ``sharding`` type under explicit mesh axes)."""
     if not t.is_float:
         return np.zeros(t.shape, jax.dtypes.float0)
     if ct is None:
-        ct = jnp.zeros(t.shape, t.dtype)
+        ct = jnp.zeros(t.shape, t.dtype) if sharding is None else zero_cotangent(t.shape, t.dtype, sharding)
     elif isinstance(ct, (np.ndarray, np.generic, *_PYTHON_SCALARS)):
         ct = jnp.asarray(ct)  # a rule computed it from constants alone: returned as the jax Array JAX returns
     if _dtype_of(ct) != t.dtype or _is_weak(ct) != t.weak_type:
