@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLDEST=$(sed -n 's/^ *"jax>=\([0-9.]*\)[",].*/\1/p' pyproject.toml | head -n 1)
-export JAX_MATRIX_TESTS=${JAX_MATRIX_TESTS:-"tests/test_rules.py tests/test_api.py tests/test_symbolic_zeros.py tests/test_fuzz_regressions.py tests/test_jax_compat.py tests/test_extend.py tests/test_control_flow.py tests/test_checkpoint_policies.py"}
+export JAX_MATRIX_TESTS=${JAX_MATRIX_TESTS:-"tests/test_rules.py tests/test_api.py tests/test_symbolic_zeros.py tests/test_fuzz_regressions.py tests/test_jax_compat.py tests/test_extend.py tests/test_control_flow.py tests/test_checkpoint_policies.py tests/test_bounded_while.py"}
 exec scripts/jax_matrix.sh "$OLDEST"
