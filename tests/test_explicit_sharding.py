@@ -214,6 +214,12 @@ def _conv(x, w):
     return jnp.sum(jnp.sin(y))
 
 
+def _unreduced(x, w):
+    y = jnp.matmul(x, w, out_sharding=P("data", None, unreduced={"model"}))
+    z = jnp.matmul(2.0 * x, w, out_sharding=P("data", None, unreduced={"model"}))
+    return jnp.sum(jnp.sin(jax.sharding.reshard(y + z, P("data", None))))
+
+
 # name -> (f(x, w), x's spec, w's spec); x is (4, 6), w is (6, 3)
 CASES = {
     # dot_general with a sharded contracted axis in both transposes
@@ -235,6 +241,9 @@ CASES = {
     # x * w with different shardings: x's cotangent moved back to x's sharding by the sweep
     "elementwise": (lambda x, w: jnp.sum(jnp.sin(x * w[:, 0])), P("data", None), P("model", None)),
     "conv": (_conv, P("data", "model"), P("model", None)),
+    # an unreduced matmul output (summed over "model" later), added to another and reduced by reshard:
+    # its cotangent is *reduced* (JAX swaps the two), which dot_general's transposes accept
+    "unreduced": (_unreduced, P("data", "model"), P("model", None)),
     # w reaches no output: its zero gradient is made outside the sweep, sharded like w
     "unused": (lambda x, w: jnp.sum(jnp.sin(x)), P("data", None), P("model", None)),
 }

@@ -181,6 +181,14 @@ def has_reduced_axes(sharding) -> bool:
     return bool(getattr(spec, "unreduced", None) or getattr(spec, "reduced", None))
 
 
+def cotangent_type(sharding):
+    """The sharding type of a cotangent of a value of type ``sharding``: reduced and unreduced mesh axes
+    swapped (JAX's ``to_ct_aval``: a value summed later has a cotangent copied earlier, and back)."""
+    spec = sharding.spec
+    swapped = jax.sharding.PartitionSpec(*spec.partitions, unreduced=spec.reduced, reduced=spec.unreduced)
+    return jax.sharding.NamedSharding(sharding.mesh, swapped)
+
+
 # ---------------------------------------------------------- checkpoint policies
 
 

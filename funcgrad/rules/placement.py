@@ -12,6 +12,7 @@ import jax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from funcgrad.core import jax_compat as jc
 from funcgrad.core.registry import defvjp
 
 
@@ -32,4 +33,6 @@ def reshard_vjp(ct, x, *, out, **params):
     sharding = jax.typeof(x).sharding
     if sharding.mesh.empty:
         sharding = NamedSharding(jax.typeof(out).sharding.mesh, P())
+    elif jc.has_reduced_axes(sharding):
+        sharding = jc.cotangent_type(sharding)  # an unreduced operand's cotangent is reduced, and back
     return (jax.sharding.reshard(ct, sharding),)
