@@ -13,8 +13,6 @@ average is recorded). The reference row is ``jax.grad`` of the same loop written
 
 from __future__ import annotations
 
-import argparse
-
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -69,15 +67,12 @@ def table(found) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/RESULTS.md alone")
-    args = parser.parse_args()
-    block = table(rows())
-    print(block)
-    if not args.no_write:
-        report.write_section(
-            "BOUNDED WHILE", "funcgrad.while_loop strategies (python -m benchmarks.bounded_while)", block
-        )
+    report.section_main(
+        __doc__,
+        "BOUNDED WHILE",
+        "funcgrad.while_loop strategies (python -m benchmarks.bounded_while)",
+        lambda: table(rows()),
+    )
 
 
 if __name__ == "__main__":

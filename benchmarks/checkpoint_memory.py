@@ -18,7 +18,6 @@ These are properties of the compiled programs, not timings: the machine's load d
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import re
@@ -95,15 +94,12 @@ def table(found) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/RESULTS.md alone")
-    args = parser.parse_args()
-    block = table(rows())
-    print(block)
-    if not args.no_write:
-        report.write_section(
-            "CHECKPOINT MEMORY", "jax.checkpoint policies (python -m benchmarks.checkpoint_memory)", block
-        )
+    report.section_main(
+        __doc__,
+        "CHECKPOINT MEMORY",
+        "jax.checkpoint policies (python -m benchmarks.checkpoint_memory)",
+        lambda: table(rows()),
+    )
 
 
 if __name__ == "__main__":

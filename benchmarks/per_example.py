@@ -17,8 +17,6 @@ load affects both alike; the load average is recorded.
 
 from __future__ import annotations
 
-import argparse
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,15 +115,12 @@ def table(found) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/RESULTS.md alone")
-    args = parser.parse_args()
-    block = table(rows())
-    print(block)
-    if not args.no_write:
-        report.write_section(
-            "PER EXAMPLE", "Per-example gradient norms and clipping (python -m benchmarks.per_example)", block
-        )
+    report.section_main(
+        __doc__,
+        "PER EXAMPLE",
+        "Per-example gradient norms and clipping (python -m benchmarks.per_example)",
+        lambda: table(rows()),
+    )
 
 
 if __name__ == "__main__":

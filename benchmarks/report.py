@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import pathlib
@@ -110,3 +111,15 @@ def write_section(name: str, heading: str, text: str) -> None:
     else:
         s += f"\n## {heading}\n\n{block}\n"
     RESULTS.write_text(s)
+
+
+def section_main(doc: str, name: str, heading: str, make_block, argv=None) -> None:
+    """The command line of a benchmark that writes one section: print ``make_block()`` and, unless
+    ``--no-write``, put it into RESULTS.md's section ``name`` (``write_section``)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/RESULTS.md alone")
+    args = parser.parse_args(argv)
+    block = make_block()
+    print(block)
+    if not args.no_write:
+        write_section(name, heading, block)

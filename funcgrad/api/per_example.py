@@ -399,7 +399,8 @@ def per_example_grad_norms(loss: Callable, argnums: int | Sequence[int] = 0, bat
       ||grad loss(example b alone)||, ``per_leaf`` the same per parameter leaf (the differentiated
       argument's pytree, one (batch,) array per leaf; a tuple of them for a tuple ``argnums``).
 
-    Equals ``jnp.linalg.norm`` of ``jax.vmap(jax.grad(loss))`` over single-example batches.
+    Equals the norms of the per-example gradients that vmapping a gradient over single-example batches
+    forms (tests/test_per_example.py compares the two with JAX's).
     Example::
 
         norms = funcgrad.per_example_grad_norms(mean_xent)(params, images, labels)
