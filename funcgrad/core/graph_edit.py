@@ -1,13 +1,16 @@
-"""Small whole-graph edits used by the inspection tools: liveness, pruning, relabelling, perturbing."""
+"""Small whole-graph edits used by the inspection tools: liveness, pruning, relabelling, perturbing.
+
+``perturb`` (zero perturbations of chosen values, inside loops, branches and checkpoints too) lives in
+``funcgrad.core.perturbation`` and is re-exported here for its users.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-
-from jax import lax
+from collections.abc import Callable, Mapping
 
 from funcgrad.core.ir import Eqn, Graph, Source, Var
+from funcgrad.core.perturbation import perturb  # noqa: F401  (re-exported for funcgrad.api.per_example)
 
 
 def live_eqns(graph: Graph) -> list[Eqn]:
@@ -75,30 +78,3 @@ def relabel(graph: Graph, labels: Mapping[int, str], sources: Mapping[int, Sourc
         tuple(var(v) for v in graph.constvars),
         graph.consts,
     )
-
-
-def perturb(graph: Graph, targets: Sequence[Var]) -> tuple[Graph, dict[int, Eqn]]:
-    """``graph`` with each target z replaced, in all its uses, by ``z + p_z``; the ``p_z`` are new inputs,
-    after the graph's own. dL/dp_z at p_z = 0 is dL/dz, the cotangent of z (``funcgrad.sensitivities``,
-    ``funcgrad.per_example_grad_norms``). Also returns ``id(eqn) -> its copy in the new graph`` (whose
-    inputs may be moved values)."""
-    extra = [Var(v.type) for v in targets]
-    subst: dict[int, Var] = {}
-    pending = {id(v): p for v, p in zip(targets, extra)}
-    eqns: list[Eqn] = []
-    copies: dict[int, Eqn] = {}
-    for e in graph.eqns:
-        ins = tuple(subst.get(id(a), a) if isinstance(a, Var) else a for a in e.inputs)
-        copies[id(e)] = dataclasses.replace(e, inputs=ins)
-        eqns.append(copies[id(e)])
-        for v in e.outputs:
-            if id(v) in pending:
-                moved = Var(v.type, v.label)
-                eqns.append(Eqn("add", (v, pending[id(v)]), (moved,), {}, _add_impl, Source(scope="perturbation")))
-                subst[id(v)] = moved
-    outputs = tuple(subst.get(id(a), a) if isinstance(a, Var) else a for a in graph.outputs)
-    return Graph((*graph.inputs, *extra), tuple(eqns), outputs, graph.constvars, graph.consts), copies
-
-
-def _add_impl(z, p):
-    return [lax.add(z, p)]
