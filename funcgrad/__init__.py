@@ -7,6 +7,8 @@ module is the only one that imports them all.
 Public surface:
   * differentiation: ``grad``, ``value_and_grad``, ``vjp``, ``jacrev``, ``jacobian``, ``hessian``;
     forward mode (from the reverse sweep, transposed): ``jvp``, ``linearize``, ``jacfwd``, ``linear_transpose``
+  * speed: a repeated eager call runs compiled (``hot_compilation``, ``set_hot_compilation``; ``cache_info``
+    counts the compiled entries; docs/speed.md)
   * loops: ``while_loop`` (a ``lax.while_loop`` bounded by ``max_steps``, reverse-differentiable)
   * per-example: ``per_example_grad_norms``, ``clipped_grad`` (DP-SGD's clipping), without per-example gradients
   * graphs: ``trace`` (function + example args -> ``Graph``), ``Graph``, ``Eqn``, ``Var``, ``Literal``
@@ -40,6 +42,7 @@ from funcgrad.checking.differentiability import check_differentiable
 from funcgrad.checking.nan_hunt import NonFiniteGradientError, debug_nans
 from funcgrad.checking.rule_check import check_rule, rule_coverage
 from funcgrad.core.cache import cache_info, clear_cache
+from funcgrad.core.hot_calls import hot_compilation, set_hot_compilation
 from funcgrad.core.ir import Eqn, Graph, Literal, Type, Var
 from funcgrad.core.registry import defvjp, defzero, supported_primitives
 from funcgrad.core.tags import tag
@@ -111,6 +114,8 @@ __all__ = [
     "UntestedJAXWarning",
     "Var",
     "cache_info",
+    "hot_compilation",
+    "set_hot_compilation",
     "clear_cache",
     "clipped_grad",
     "defvjp",

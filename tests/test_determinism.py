@@ -51,15 +51,23 @@ def _bits(tree) -> list[bytes]:
 # ---------------------------------------------------------------- repeatability
 
 
-def test_repeated_calls_are_bitwise_identical():
+@pytest.mark.parametrize("hot", [False, True], ids=["eager", "hot-compiled"])
+def test_repeated_calls_are_bitwise_identical(hot):
+    """Each path repeats itself bit for bit: op by op (hot compilation off), and the compiled program
+    that runs from a signature's second call on (whose first, eager, call agrees within rounding)."""
     args = _mlp_args()
     vg = funcgrad.value_and_grad(_mlp_loss)
-    first = _bits(vg(*args))
-    for _ in range(4):
-        assert _bits(vg(*args)) == first
-    assert _bits(funcgrad.value_and_grad(_mlp_loss)(*args)) == first  # a new wrapper, same cache entry
-    funcgrad.clear_cache()
-    assert _bits(vg(*args)) == first  # re-traced from scratch
+    with funcgrad.hot_compilation(hot):
+        eager_first = vg(*args)
+        first = _bits(vg(*args))
+        for _ in range(4):
+            assert _bits(vg(*args)) == first
+        assert _bits(funcgrad.value_and_grad(_mlp_loss)(*args)) == first  # a new wrapper, same cache entry
+        funcgrad.clear_cache()
+        vg(*args)  # the first call after clearing runs eagerly again
+        assert _bits(vg(*args)) == first  # re-traced (and re-compiled) from scratch
+    for a, b in zip(jax.tree_util.tree_leaves(eager_first), jax.tree_util.tree_leaves(vg(*args))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     # two separately traced and compiled programs give the same bits: no state rides on the trace
     jitted = _bits(jax.jit(vg)(*args))
     funcgrad.clear_cache()
@@ -78,21 +86,28 @@ def test_repeated_vjp_jacobian_and_hessian_are_bitwise_identical():
         lambda: funcgrad.jacrev(f)(params["w1"][:, :2]),
         lambda: funcgrad.hessian(lambda v: jnp.sum(jnp.sin(v) ** 3))(x[0]),
     ]
-    for run in runs:
-        first = _bits(run())
-        assert all(_bits(run()) == first for _ in range(3))
+    for hot in (False, True):
+        with funcgrad.hot_compilation(hot):
+            for run in runs:
+                run()  # the signature's first call (eager either way)
+                first = _bits(run())
+                assert all(_bits(run()) == first for _ in range(3))
 
 
+@pytest.mark.parametrize("hot", [False, True], ids=["eager", "hot-compiled"])
 @pytest.mark.parametrize("seed", [3, 17, 42])
-def test_repeated_calls_on_random_programs_are_bitwise_identical(seed):
+def test_repeated_calls_on_random_programs_are_bitwise_identical(seed, hot):
     program = generate(RandomDraw(seed))
     f, args = program.function(), program.example_args()
     loss = lambda *a: sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(f(*a)))
     vg = funcgrad.value_and_grad(loss, program.argnums)
-    first = _bits(vg(*args))
-    assert _bits(vg(*args)) == first
-    funcgrad.clear_cache()
-    assert _bits(vg(*args)) == first
+    with funcgrad.hot_compilation(hot):
+        vg(*args)
+        first = _bits(vg(*args))
+        assert _bits(vg(*args)) == first
+        funcgrad.clear_cache()
+        vg(*args)
+        assert _bits(vg(*args)) == first
 
 
 # ------------------------------------------------------------------ staleness
@@ -177,16 +192,31 @@ def test_memory_stays_flat_over_10k_calls_with_changing_shapes(monkeypatch):
 
 
 def test_eight_threads_get_the_same_gradients_as_one():
+    """Op by op (hot compilation off) every thread gets one thread's bits; with it on, each call gets
+    the bits of the eager run or of the compiled program, whichever path that call took."""
     cases = []
     for k in range(8):
         params, x, y = _mlp_args(k)
         cases.append((params, x[: 4 + k % 2], y[: 4 + k % 2]))  # two shapes: threads share cache entries
-    expected = [_bits(funcgrad.value_and_grad(_mlp_loss)(*c)) for c in cases]
+    with funcgrad.hot_compilation(False):
+        expected = [_bits(funcgrad.value_and_grad(_mlp_loss)(*c)) for c in cases]
     reference = [jax.value_and_grad(_mlp_loss)(*c) for c in cases]
     for got, want in zip(expected, reference):
         for a, b in zip(got, _bits(want)):
             np.testing.assert_allclose(np.frombuffer(a, np.float32), np.frombuffer(b, np.float32), rtol=1e-5, atol=1e-6)
-    funcgrad.clear_cache()
+    compiled = [[_bits(funcgrad.value_and_grad(_mlp_loss)(*c)) for _ in range(2)][1] for c in cases]
+    for hot in (False, True):
+        allowed = [[e] + ([c] if hot else []) for e, c in zip(expected, compiled)]
+        funcgrad.clear_cache()
+        with funcgrad.hot_compilation(hot):
+            results, errors = _in_eight_threads(cases)
+        assert not errors, errors
+        for k in range(8):
+            assert all(r in allowed[k] for r in results[k][:5]), f"thread {k}, hot={hot}"
+            assert results[k][5] in [a[1:] for a in allowed[(k + 1) % 8]], f"thread {k} (grad), hot={hot}"
+
+
+def _in_eight_threads(cases):
     results: dict = {}
     errors: list = []
     barrier = threading.Barrier(8)
@@ -204,7 +234,4 @@ def test_eight_threads_get_the_same_gradients_as_one():
         t.start()
     for t in threads:
         t.join()
-    assert not errors, errors
-    for k in range(8):
-        assert all(r == expected[k] for r in results[k][:5]), f"thread {k}"
-        assert results[k][5] == expected[(k + 1) % 8][1:], f"thread {k} (grad)"
+    return results, errors

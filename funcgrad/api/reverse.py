@@ -30,9 +30,11 @@ import numpy as np
 from jax import lax
 
 from funcgrad import rules as _rules  # noqa: F401  (importing the rule families fills the registry)
+from funcgrad.api import hot
 from funcgrad.core import hooks, where_traps
 from funcgrad.core import jax_compat as jc
 from funcgrad.core.accumulation import zero_cotangent
+from funcgrad.core.backward_reads import ReadValues, read_by_backward
 from funcgrad.core.call import (
     Call,
     arg_names,
@@ -70,7 +72,7 @@ class _VJP:
     residuals: tuple
 
     def __call__(self, ct) -> tuple:
-        return self.pullback(self.residuals, ct)
+        return self.pullback.backward(self.residuals, ct)
 
 
 class _Pullback:
@@ -89,6 +91,7 @@ class _Pullback:
         act,
         sweep_hooks,
         res_vars,
+        all_kept,
         saved_ids,
         main_tree,
         slots,
@@ -99,6 +102,7 @@ class _Pullback:
     ):
         self.graph, self.act, self.hooks = graph, act, sweep_hooks
         self.res_vars = res_vars  # the Vars whose values are the residuals, in program order
+        self.all_kept = all_kept  # every value of the active equations is among them (else only those read)
         self.saved_ids = saved_ids  # the equations (by id) whose rule's forward saved the rest
         self.main_tree = main_tree
         self.slots = slots  # per main output leaf: its graph output, or None for a leaf that depends on no input
@@ -107,6 +111,7 @@ class _Pullback:
         self.leaf_argnums = leaf_argnums  # per differentiated leaf: its argnum
         self.arg_trees = arg_trees  # per argnum (in order): (argnum, structure)
         key = (id(graph), id(act), id(sweep_hooks), saved_ids, main_tree, slots, out_avals, in_specs, leaf_argnums)
+        key += (len(res_vars), all_kept)
         key += (arg_trees,)
         try:
             hash(key)
@@ -127,6 +132,12 @@ class _Pullback:
 
     def __call__(self, residuals, ct, *extra) -> tuple:
         if extra:
+            return self.backward(residuals, ct, *extra)  # the error, with its message
+        return hot.dispatch(("pullback",), self, (residuals, ct), {}, self.backward, identity=self)
+
+    def backward(self, residuals, ct, *extra) -> tuple:
+        """The backward sweep itself, op by op."""
+        if extra:
             raise InputError(
                 f"the function returned by funcgrad.vjp was called with {1 + len(extra)} arguments, but it takes "
                 "exactly one: the cotangent of the function's output (even if that output is a tuple or another "
@@ -138,7 +149,8 @@ class _Pullback:
             if slot is not None:
                 graph_cts[slot] = c
         values, saved = residuals
-        env = dict(zip(self.res_vars, values, strict=True))
+        # a value no rule reads was not kept: a NaN stands in for it (ReadValues), were it ever read
+        env = (dict if self.all_kept else ReadValues)(zip(self.res_vars, values, strict=True))
         backward = Backward(self.graph, env, self.act, self.hooks, dict(zip(self.saved_ids, saved, strict=True)))
         with gc_paused():
             in_cts = backward(graph_cts)
@@ -204,6 +216,16 @@ def _vjp(fun, args, kwargs, argnums, has_aux, allow_int, holomorphic=False, name
     readable = {id(a) for e in act.eqns for a in (*e.inputs, *e.outputs) if isinstance(a, Var)}
     program = (*graph.constvars, *graph.inputs, *(v for e in graph.eqns for v in e.outputs))
     res_vars = tuple(v for v in program if id(v) in readable)
+    read = None
+    # held until the pullback runs: only what the rules read, decided once per cached graph (a graph
+    # traced concretely, or holding an enclosing transformation's tracers, is traced anew for each call)
+    cached = traced.values is None and not any(isinstance(c, jax.core.Tracer) for c in graph.consts)
+    if name == "vjp" and cached:
+        ct_slots = [s for s in slots if s is not None]
+        wrt_slots = [slot_of for slot_of, w in enumerate(call.wrt) if w]
+        read = read_by_backward(graph, act, ct_slots, wrt_slots, backward.saved)
+        if read is not None:
+            res_vars = tuple(v for v in res_vars if id(v) in read)
     # and what rules with their own forward saved (a custom_vjp's residuals), per equation
     saved_ids = tuple(k for k in (id(e) for e in act.eqns) if k in backward.saved)
     residuals = (tuple(backward.env[v] for v in res_vars), tuple(backward.saved[k] for k in saved_ids))
@@ -220,6 +242,7 @@ def _vjp(fun, args, kwargs, argnums, has_aux, allow_int, holomorphic=False, name
         act,
         backward.hooks,
         res_vars,
+        read is None,
         saved_ids,
         main_tree,
         tuple(slots),
@@ -443,13 +466,19 @@ def value_and_grad(
     _check_callable(fun, "value_and_grad")
     _check_argnums(argnums, "value_and_grad")
 
-    @functools.wraps(fun)
-    def value_and_grad_fun(*args, **kwargs):
+    def eager(*args, **kwargs):
         nums = argnums_tuple(argnums, len(args), fun)
         res = _vjp(fun, args, kwargs, nums, has_aux, allow_int, holomorphic, "grad")
         grads = res(_grad_seed(res, holomorphic, fun))
         g = grads[0] if isinstance(argnums, int) else grads
         return ((res.out, res.aux), g) if has_aux else (res.out, g)
+
+    kind = ("value_and_grad", argnums if isinstance(argnums, int) else tuple(argnums), has_aux, holomorphic, allow_int)
+
+    @functools.wraps(fun)
+    def value_and_grad_fun(*args, **kwargs):
+        # a repeated signature outside any transformation runs as one compiled program (funcgrad.api.hot)
+        return hot.dispatch(kind, fun, args, kwargs, eager)
 
     return value_and_grad_fun
 
@@ -507,6 +536,11 @@ def vjp(
     """
     _check_reduce_axes(reduce_axes, "vjp")
     _check_callable(fun, "vjp")
+    # the forward pass of a repeated signature runs compiled; so does vjp_fn's (_Pullback.__call__)
+    return hot.dispatch(("vjp", has_aux), fun, primals, {}, functools.partial(_eager_vjp, fun, has_aux), forwards=True)
+
+
+def _eager_vjp(fun, has_aux, *primals):
     nums = tuple(range(len(primals)))
     res = _vjp(fun, primals, {}, nums, has_aux, allow_int=True, name="vjp")
     vjp_fn = tree_util.Partial(res.pullback, res.residuals)

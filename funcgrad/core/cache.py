@@ -25,18 +25,25 @@ from typing import Any
 import jax
 import numpy as np
 
+from funcgrad.core.hot_calls import HotEntryInfo, hot_calls
 from funcgrad.core.jax_compat import CUSTOM_DERIVATIVE_TYPES, placement_of
 
 
 @dataclasses.dataclass(frozen=True)
 class CacheInfo:
-    """Counters of the trace cache: hits, misses, current size and bound."""
+    """Counters of the trace cache (hits, misses, current size and bound), and the hot-call table's
+    entries (``funcgrad.core.hot_calls``): ``compiled`` programs (one per function, argument structure
+    and array signature) took ``compile_s`` seconds in all to build; ``hot`` lists each entry (name,
+    calls, compiled signatures and their compile time, or why it stays eager)."""
 
     hits: int
     misses: int
     size: int
     maxsize: int
     uncacheable: int
+    compiled: int = 0
+    compile_s: float = 0.0
+    hot: tuple[HotEntryInfo, ...] = ()
 
 
 class TraceCache:
@@ -188,11 +195,46 @@ def closure_fingerprint(fun: Callable) -> tuple:
     return tuple(_value_or_same(obj) for obj in read) + tuple(part for obj in read for part in _rules_of(obj))
 
 
+def objects_read(fun: Callable) -> list:
+    """What a call of ``fun`` depends on besides its arguments, as objects: a plain function's code,
+    defaults, closure cells and the globals it names (with a custom_vjp/custom_jvp function's rules);
+    anything else itself, with the same of the function it wraps. ``funcgrad.api.hot`` keys its
+    compiled programs by these objects' ids (and holds them, so the ids stay theirs)."""
+    found = []
+    if isinstance(fun, types.MethodType):  # a new object at each attribute access: its parts
+        found.append(fun.__self__)
+        fun = fun.__func__
+    if type(fun) is types.FunctionType:
+        found.append(fun.__code__)
+        found.extend(fun.__defaults__ or ())
+        found.extend(v for _, v in sorted((fun.__kwdefaults__ or {}).items()))
+    else:
+        found.append(fun)
+    inner = getattr(fun, "__func__", fun)
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    code = getattr(inner, "__code__", None)
+    if code is None:
+        read = [inner]
+    else:
+        glb = getattr(inner, "__globals__", {})
+        read = [c.cell_contents for c in (inner.__closure__ or ()) if _cell_filled(c)]
+        read += [glb[n] for n in code.co_names if n in glb]
+        found.extend(read)
+    for obj in read:
+        if isinstance(obj, CUSTOM_DERIVATIVE_TYPES):
+            found.extend(getattr(obj, name, None) for name in _RULE_ATTRS)
+    return found
+
+
+_RULE_ATTRS = ("fwd", "bwd", "jvp", "symbolic_zeros", "symz")
+
+
 def _rules_of(obj) -> tuple:
     """The derivative rules of a custom_vjp/custom_jvp function (by identity), else ()."""
     if not isinstance(obj, CUSTOM_DERIVATIVE_TYPES):
         return ()
-    return tuple(_Same(getattr(obj, name, None)) for name in ("fwd", "bwd", "jvp", "symbolic_zeros", "symz"))
+    return tuple(_Same(getattr(obj, name, None)) for name in _RULE_ATTRS)
 
 
 def _cell_filled(cell) -> bool:
@@ -207,10 +249,14 @@ trace_cache = TraceCache()
 
 
 def cache_info() -> CacheInfo:
-    """Hits, misses and size of funcgrad's trace cache."""
-    return trace_cache.info()
+    """Hits, misses and size of funcgrad's trace cache, and its compiled hot calls."""
+    hot = hot_calls.info()
+    return dataclasses.replace(
+        trace_cache.info(), compiled=sum(e.compiled for e in hot), compile_s=sum(e.compile_s for e in hot), hot=hot
+    )
 
 
 def clear_cache() -> None:
-    """Drop every cached graph (and reset the counters)."""
+    """Drop every cached graph and compiled hot call (and reset the counters)."""
     trace_cache.clear()
+    hot_calls.clear()

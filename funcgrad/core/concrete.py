@@ -161,11 +161,23 @@ def can_trace_concretely(flat_args: Sequence[Any]) -> bool:
     return all(jc.to_concrete_value(x) is not None for x in flat_args)
 
 
+class _Count:
+    """How many concrete traces were made (``funcgrad.api.hot`` keeps such functions eager: ``jax.jit``
+    cannot trace their Python control flow on values)."""
+
+    made = 0
+
+
+def concrete_traces_made() -> int:
+    return _Count.made
+
+
 def trace_concrete(fun: Callable, flat_args: Sequence[Any]) -> Traced:
     """Run ``fun(*flat_args)`` on value-carrying tracers and return the graph of the branch it took.
 
     ``Traced.values`` holds every value the run computed, keyed by ``Var``, so the sweep need not run
     the function again."""
+    _Count.made += 1
     recorder = _Recorder(jc.current_trace())
     inputs = [Var(type_of(x)) for x in flat_args]
     recorder.values.update(zip(inputs, flat_args))
