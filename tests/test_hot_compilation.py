@@ -292,3 +292,17 @@ _SCALE = 1.0
 
 def _scaled(w):
     return jnp.sum(w * _SCALE)
+
+
+def test_importing_funcgrad_and_a_first_grad_call_leave_jax_config_open_until_then():
+    # equinox's conftest sets jax_num_cpu_devices after importing funcgrad: import must start no backend
+    code = (
+        "import jax, funcgrad\n"
+        "jax.config.update('jax_num_cpu_devices', 2)\n"
+        "import jax.numpy as jnp\n"
+        "g = funcgrad.grad(lambda w: jnp.sum(w ** 2))\n"
+        "print(len(jax.devices()), [float(v) for v in g(jnp.ones(2))])\n"
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "2 [2.0, 2.0]"

@@ -46,7 +46,9 @@ from funcgrad.core.hot_calls import HotEntry, hot_calls
 tree_util = jax.tree_util
 
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
-_ARRAY_TYPES = frozenset({type(jnp.zeros(())), np.ndarray})  # the common concrete arrays, by exact type
+# the common concrete arrays, by exact type; jax's array type is found on the first call (making an
+# array at import would start JAX's backends before the user's jax.config.update calls)
+_ARRAY_TYPES: set = {np.ndarray}
 _MAX_SEEN = 64  # array signatures remembered per entry while they wait for their second call
 
 
@@ -66,6 +68,8 @@ def dispatch(
     are new buffers: returning the inputs would copy every parameter)."""
     if not hot_calls.enabled or hooks.current() is not None or jax.config.jax_disable_jit:
         return eager(*args, **kwargs)
+    if len(_ARRAY_TYPES) == 1:
+        _ARRAY_TYPES.add(type(jnp.zeros(())))
     leaves, treedef = tree_util.tree_flatten((args, kwargs))
     statics = _static_leaves(leaves)
     if statics is None:
