@@ -278,6 +278,36 @@ def test_calls_inside_transformations_leave_the_table_alone():
     assert funcgrad.cache_info().hot == ()
 
 
+def test_a_first_call_inside_jit_does_not_teach_the_table_that_tracers_are_arrays(monkeypatch):
+    # the array type is found on the first call; found inside a jit trace it would be a tracer type,
+    # and every later call inside a transformation would then go into the table
+    from funcgrad.api import hot
+
+    monkeypatch.setattr(hot, "_ARRAY_TYPES", {np.ndarray})
+    g = funcgrad.grad(lambda w: jnp.sum(jnp.sin(w)))
+    jax.jit(g)(jnp.ones(3))
+    assert not any(issubclass(t, jax.core.Tracer) for t in hot._ARRAY_TYPES)
+    jax.jit(g)(jnp.ones(4))
+    jax.vmap(g)(jnp.ones((2, 3)))
+    assert funcgrad.cache_info().hot == ()
+    g(jnp.ones(3))
+    assert any(t is type(jnp.ones(3)) for t in hot._ARRAY_TYPES)
+
+
+def test_key_array_arguments_compile():
+    # typed PRNG keys are jax.Arrays without a weak_type
+    def f(w, key):
+        return jnp.sum(w * jax.random.normal(key, w.shape))
+
+    g = funcgrad.grad(f)
+    key = jax.random.key(0)
+    w = jnp.arange(3.0)
+    answers = [g(w, key) for _ in range(3)]
+    assert _entry("f").compiled == 1
+    for a in answers:
+        np.testing.assert_allclose(a, jax.random.normal(key, (3,)), rtol=1e-6)
+
+
 def test_a_rebound_global_gives_a_new_entry_and_the_new_answer():
     global _SCALE
     g = funcgrad.grad(_scaled)

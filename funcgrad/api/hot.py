@@ -69,7 +69,9 @@ def dispatch(
     if not hot_calls.enabled or hooks.current() is not None or jax.config.jax_disable_jit:
         return eager(*args, **kwargs)
     if len(_ARRAY_TYPES) == 1:
-        _ARRAY_TYPES.add(type(jnp.zeros(())))
+        array_type = type(jnp.zeros(()))  # inside a jit trace this is a tracer: look again next call
+        if not issubclass(array_type, jax.core.Tracer):
+            _ARRAY_TYPES.add(array_type)
     leaves, treedef = tree_util.tree_flatten((args, kwargs))
     statics = _static_leaves(leaves)
     if statics is None:
@@ -200,7 +202,8 @@ def _array_signature(leaves: list, array_idx: tuple[int, ...]) -> tuple:
     for i in array_idx:
         x = leaves[i]
         if isinstance(x, jax.Array):
-            parts.append((x.shape, x.dtype, x.weak_type, getattr(x, "sharding", None)))
+            # key arrays (jax.random.key) have no weak_type
+            parts.append((x.shape, x.dtype, getattr(x, "weak_type", False), getattr(x, "sharding", None)))
         else:
             parts.append((np.shape(x), np.result_type(x), False, None))
     return tuple(parts)
