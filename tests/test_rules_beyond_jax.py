@@ -4,7 +4,8 @@
 updates' gradient) and max pooling with window dilation (JAX: NotImplementedError)
 are checked against ``jax.vjp`` of an equivalent formulation built from dense ops.
 A custom ``reduce_window`` reducer (JAX cannot differentiate it either) must fail
-with funcgrad's clear error.
+with funcgrad's clear error. ``lax.pad`` differentiated in its padding value alone (JAX: a
+TypeError from its transpose) gives the number of padded entries, times the cotangent.
 """
 
 from __future__ import annotations
@@ -94,3 +95,22 @@ def test_custom_reducer_reduce_window_fails_clearly():
         funcgrad.grad(window_product)(x)
     with pytest.raises(ValueError):  # JAX cannot either
         jax.grad(window_product)(x)
+
+
+@pytest.mark.parametrize("config", [[(1, 0, 0)], [(2, -1, 1)], [(0, 0, 0)], [(-1, 2, 0)]])
+def test_pad_differentiated_in_its_padding_value_alone(config):
+    x = jnp.arange(1.0, 4.0)
+    weights = jnp.arange(1.0, 1.0 + lax.pad(x, 0.0, config).shape[0])
+
+    def f(v):
+        return jnp.sum(weights * lax.pad(x, v, config))
+
+    # d/dv: the weights at the padded places (where pad(x, v) - pad(x, 0) depends on v)
+    padded = lax.pad(jnp.zeros_like(x), 1.0, config)
+    np.testing.assert_allclose(funcgrad.grad(f)(0.5), jnp.sum(weights * padded), rtol=1e-6)
+    # the same through both arguments, as JAX computes it
+    both = funcgrad.grad(lambda x, v: jnp.sum(weights * lax.pad(x, v, config)), argnums=(0, 1))(x, 0.5)
+    want = jax.grad(lambda x, v: jnp.sum(weights * lax.pad(x, v, config)), argnums=(0, 1))(x, 0.5)
+    np.testing.assert_allclose(both[1], want[1], rtol=1e-6)
+    np.testing.assert_allclose(both[1], jnp.sum(weights * padded), rtol=1e-6)
+

@@ -207,9 +207,12 @@ def _lax_pad(b: Builder):
     if int(np.prod(shape)) > MAX_SIZE:
         return None
     v = b.pick(lambda u: u.shape == () and u.dtype == x.dtype)
-    value = v.name if v is not None else f"jnp.{x.dtype}(0.5)"
     bound = max(x.bound, v.bound if v is not None else 0.5)
-    return b.emit(f"lax.pad({x.name}, {value}, {config!r})", shape, x.dtype, bound)
+    if v is None:
+        return b.emit(f"lax.pad({x.name}, jnp.{x.dtype}(0.5), {config!r})", shape, x.dtype, bound)
+    # the operand carries the padding value's tangent (+ 0 * v): JAX's own pad transpose fails (a
+    # TypeError in reduce_sum) when the padding value is differentiated and the operand is not
+    return b.emit(f"lax.pad({x.name} + 0 * {v.name}, {v.name}, {config!r})", shape, x.dtype, bound)
 
 
 @op("tile", "shape", 1)
