@@ -15,6 +15,9 @@ rule returns one cotangent per input, ``None`` for a symbolic zero (no gradient)
 Rules never un-broadcast, cast or accumulate: the sweep (``funcgrad.core.sweep``) sums a rank-0
 operand's cotangent, casts to the operand's dtype, and adds cotangents on fan-out.
 
+The first line of a rule's docstring is its maths (``ct_x = ct · cos(x)``), which
+``RuleRecord.math`` reads and ``funcgrad.explore`` shows at each backward step.
+
 What the registry knows of a primitive is one ``RuleRecord``: a VJP rule, or "zero derivative",
 or "stops the gradient", or "not differentiable, because ..., instead ...", and whether the rule
 takes symbolic zeros. ``defvjp``, ``defzero``, ``defstop`` and ``defnovjp`` each replace the whole
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import sys
 from collections.abc import Callable, Iterator, Mapping, Set
 from typing import Any, Literal
@@ -67,6 +71,23 @@ class RuleRecord:
     @property
     def has_vjp(self) -> bool:
         return self.vjp is not None
+
+    @property
+    def math(self) -> str | None:
+        """The rule as one line of maths, e.g. ``ct_x = ct · cos(x)``: the first line of the rule's
+        docstring (so it lives beside the code it describes; ``funcgrad.explore`` shows it at each step
+        of the backward pass), or what the kind says for the others; None for an undocumented rule."""
+        if self.kind == "zero":
+            return "ct_x = 0 for every input (piecewise constant: the derivative is zero)"
+        if self.kind == "stop":
+            return "no cotangent flows back (the gradient stops here)"
+        if self.kind == "refused":
+            return f"not differentiable: {(self.reason or '').strip().splitlines()[0]}"
+        rule = self.vjp
+        while isinstance(rule, functools.partial):  # a rule bound to some arguments keeps its own docstring
+            rule = rule.func
+        doc = inspect.getdoc(rule)
+        return doc.strip().splitlines()[0] if doc and doc.strip() else None
 
     @property
     def stops_gradient(self) -> bool:

@@ -135,6 +135,7 @@ def checkpoint_outputs_perturbed(perturbed, *, body, **params):
     outputs_perturbed=checkpoint_outputs_perturbed,
 )
 def checkpoint_vjp(ct, *args, out, body, perturbed, saved, policy=None, prevent_cse=True, **params):
+    """ct_args = the sweep of ct back through the body, re-running the forward values the policy did not save"""
     # without ``saved`` (the forward values came from a concrete trace) nothing was kept: recompute it all
     plan = remat_plan(body, perturbed, policy if saved is not None else None)
     if not any(plan.wrt):
@@ -158,5 +159,6 @@ def checkpoint_vjp(ct, *args, out, body, perturbed, saved, policy=None, prevent_
 
 @defvjp("name")
 def name_vjp(ct, x, *, out, **params):
+    """ct_x = ct (checkpoint_name is the identity)"""
     # checkpoint_name(x, name) is the identity; the name only tags a value for remat policies
     return (ct,)

@@ -33,6 +33,7 @@ def _split_axes(axes):
 
 @defvjp("psum")
 def psum_vjp(ct, x, *, out, axes, axis_index_groups=None, **params):
+    """ct_x = broadcast(ct) over the summed array axes, psum(ct) over the named axes"""
     named, positional = _split_axes(axes)
     if positional:  # a reduction over array axes: broadcast back
         kept = tuple(a for a in range(np.ndim(x)) if a not in positional)
@@ -44,18 +45,21 @@ def psum_vjp(ct, x, *, out, axes, axis_index_groups=None, **params):
 
 @defvjp("psum_invariant")
 def psum_invariant_vjp(ct, x, *, out, axes, **params):
+    """ct_x = pcast(ct, to varying) (the transpose of summing varying values to an invariant one)"""
     # varying -> invariant sum; its transpose makes the (invariant) cotangent varying again
     return (lax.pcast(ct, tuple(axes), to="varying"),)
 
 
 @defvjp("pvary")
 def pvary_vjp(ct, x, *, out, axes, **params):
+    """ct_x = psum(ct) over the axes (the transpose of making an invariant value varying)"""
     # invariant -> varying; the transpose sums the varying cotangents into an invariant one
     return (lax.psum(ct, tuple(axes)),)
 
 
 @defvjp("all_gather")
 def all_gather_vjp(ct, x, *, out, all_gather_dimension, axis_name, axis_index_groups, tiled, **params):
+    """ct_x = psum_scatter(ct) over the axis: each member gets the sum of its gathered slice"""
     return (
         lax.psum_scatter(
             ct, axis_name, scatter_dimension=all_gather_dimension, axis_index_groups=axis_index_groups, tiled=tiled
@@ -65,6 +69,7 @@ def all_gather_vjp(ct, x, *, out, all_gather_dimension, axis_name, axis_index_gr
 
 @defvjp("all_gather_invariant")
 def all_gather_invariant_vjp(ct, x, *, out, all_gather_dimension, axis_name, axis_size, tiled, **params):
+    """ct_x = ct[my slice] (every member holds the whole result; its own slice is its cotangent)"""
     # every member holds the whole (invariant) result: member i's cotangent is its own slice of it
     size = np.shape(ct)[all_gather_dimension] // axis_size
     start = lax.axis_index(axis_name) * size
@@ -74,17 +79,20 @@ def all_gather_invariant_vjp(ct, x, *, out, all_gather_dimension, axis_name, axi
 
 @defvjp("reduce_scatter")
 def reduce_scatter_vjp(ct, x, *, out, scatter_dimension, axis_name, axis_index_groups, tiled, **params):
+    """ct_x = all_gather(ct) along the scatter dimension"""
     return (lax.all_gather(ct, axis_name, axis_index_groups=axis_index_groups, axis=scatter_dimension, tiled=tiled),)
 
 
 @defvjp("ppermute")
 def ppermute_vjp(ct, x, *, out, axis_name, perm, **params):
+    """ct_x = ppermute(ct) with the permutation inverted (each cotangent goes back to its sender)"""
     # send each cotangent back where its value came from
     return (lax.ppermute(ct, axis_name, [(dst, src) for src, dst in perm]),)
 
 
 @defvjp("all_to_all")
 def all_to_all_vjp(ct, x, *, out, axis_name, split_axis, concat_axis, axis_index_groups, tiled, **params):
+    """ct_x = all_to_all(ct) with split and concat axes swapped"""
     return (lax.all_to_all(ct, axis_name, concat_axis, split_axis, axis_index_groups=axis_index_groups, tiled=tiled),)
 
 
@@ -107,6 +115,7 @@ def _unmentioned(mesh, spec, manual_axes) -> tuple:
 
 @defvjp("shard_map", symbolic_zeros=True)
 def shard_map_vjp(ct, *args, out, jaxpr, mesh, in_specs, out_specs, check_vma, **params):
+    """ct_args = shard_map of the body's backward sweep: each shard differentiates its own piece"""
     # the backward pass is another shard_map: each shard differentiates its own piece of the body.
     # Without varying-axes checks (check_vma=False), JAX's transpose splits a replicated output's
     # cotangent evenly over the copies and sums a replicated input's cotangent over them.

@@ -63,6 +63,7 @@ def cond_outputs_perturbed(perturbed, *, branches, **params):
 
 @defvjp("cond", symbolic_zeros=True, perturbed=True, outputs_perturbed=cond_outputs_perturbed)
 def cond_vjp(ct, index, *operands, out, branches, perturbed, branches_platforms=None, **params):
+    """ct_operands = the backward sweep of the branch that ran (index), over its operands"""
     # only the branch that ran contributes: switch over the branches' backward passes (a
     # lax.platform_dependent cond keeps its platforms: only the compiled-for platform's branch is built);
     # operands no perturbation reaches are constants to the branches' backward passes
@@ -209,6 +210,7 @@ def _stored_backward(plan: _StoredScan, body: Graph, consts, num_carry: int, wrt
 
 @defvjp("scan", symbolic_zeros=True, perturbed=True, forward=scan_forward, outputs_perturbed=scan_outputs_perturbed)
 def scan_vjp(ct, *args, out, jaxpr, num_consts, num_carry, length, reverse, perturbed, saved=None, unroll=1, **params):
+    """ct_consts, ct_init, ct_xs = a reversed scan of the body's backward sweep; consts' cotangents summed over the steps"""
     body = jaxpr
     consts = list(args[:num_consts])
     init = list(args[num_consts : num_consts + num_carry])

@@ -156,6 +156,7 @@ def _sharded_as(primal, ct) -> dict:
 
 @defvjp("conv_general_dilated")
 def conv_general_dilated_vjp(ct, lhs, rhs, *, out, preferred_element_type=None, precision=None, **params):
+    """ct_lhs = conv(ct, flipped rhs) (transposed convolution), ct_rhs = conv(lhs, ct) (correlation over the batch)"""
     if preferred_element_type is not None and not jnp.issubdtype(preferred_element_type, jnp.inexact):
         preferred_element_type = None
     p = dict(params, precision=precision, preferred_element_type=preferred_element_type)

@@ -27,6 +27,7 @@ from funcgrad.core.tracer import trace_flat
 
 @defvjp("cumsum")
 def cumsum_vjp(ct, x, *, out, axis, reverse, **params):
+    """ct_x[i] = Σ_{j ≥ i} ct[j] (a cumulative sum in the other direction)"""
     # out_j = sum_{i <= j} x_i, so ct_x_i = sum_{j >= i} ct_j
     return (lax.cumsum(ct, axis=axis, reverse=not reverse),)
 
@@ -53,6 +54,7 @@ def _scan_ct(ct, x, *, primitive, axis, reverse):
 
 def _scan_vjp(primitive):
     def rule(ct, x, *, out, axis, reverse, **params):
+        """ct_x = the backward sweep of ct through the associative scan JAX computes this cumulative op with"""
         return (_scan_ct(ct, x, primitive=primitive, axis=axis, reverse=reverse),)
 
     rule.__name__ = f"{primitive}_vjp"

@@ -53,6 +53,7 @@ def custom_jvp_call_forward(*primals, bind, call, jvp, num_consts, perturbed, sy
 
 @defvjp("custom_jvp_call", symbolic_zeros=True, perturbed=True, forward=custom_jvp_call_forward)
 def custom_jvp_call_vjp(ct, *primals, out, call, jvp, num_consts, perturbed, saved, symbolic_zeros=False, **params):
+    """ct_args = the transpose of the user's JVP rule at the primals, applied to ct"""
     if _in_rule_transpose.get():
         return graph_vjp(call, primals, perturbed, ct)
     args = primals[num_consts:]
@@ -124,6 +125,7 @@ def custom_vjp_call_forward(*primals, call, vjp, num_consts, perturbed, **params
     runs_without_cotangent=True,  # JAX runs the user's bwd whenever the equation is differentiated
 )
 def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, perturbed, saved, **params):
+    """ct_args = bwd(residuals, ct), the user's own rule (fwd computed the residuals)"""
     if saved is None:  # the forward values came from a concrete trace: run fwd for the residuals
         _, saved = custom_vjp_call_forward(
             *primals, call=call, vjp=vjp, num_consts=num_consts, perturbed=perturbed, **params
@@ -161,6 +163,7 @@ def call_hi_primitive_forward(*primals, _prim, perturbed, **params):
 
 @defvjp("call_hi_primitive", symbolic_zeros=True, perturbed=True, forward=call_hi_primitive_forward)
 def call_hi_primitive_vjp(ct, *primals, out, _prim, perturbed, saved, **params):
+    """ct_args = the primitive's own backward rule (JAX's hi-primitive bwd) applied to ct"""
     if saved is None:  # the forward values came from a concrete trace
         _, saved = jc.hi_primitive_forward(_prim, perturbed, primals)
     return jc.hi_primitive_backward(_prim, perturbed, saved, ct)

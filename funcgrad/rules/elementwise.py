@@ -25,6 +25,7 @@ def _select_zero(pred, x):
 
 @defvjp("add")
 def add_vjp(ct, x, y, *, out, **params):
+    """ct_x = ct, ct_y = ct"""
     return ct, ct
 
 
@@ -33,11 +34,13 @@ defvjp("add_any", add_vjp)
 
 @defvjp("sub")
 def sub_vjp(ct, x, y, *, out, **params):
+    """ct_x = ct, ct_y = -ct"""
     return ct, -ct
 
 
 @defvjp("mul")
 def mul_vjp(ct, x, y, *, out, out_dtype=None, **params):
+    """ct_x = ct · y, ct_y = ct · x"""
     if out_dtype is not None:
         # lax.mul(x, y, out_dtype=...) takes operands of different dtypes; JAX's transpose multiplies
         # with out_dtype set to the operand's own dtype (inputs cast before the product), so do we
@@ -53,23 +56,27 @@ def _inexact(x):
 
 @defvjp("div")
 def div_vjp(ct, x, y, *, out, **params):
+    """ct_x = ct / y, ct_y = -ct · x / y²"""
     # d(x/y) = dx/y - x dy / y^2
     return ct / y, -ct * x * lax.integer_pow(y, -2)
 
 
 @defvjp("neg")
 def neg_vjp(ct, x, *, out, **params):
+    """ct_x = -ct"""
     return (-ct,)
 
 
 @defvjp("max")
 def max_vjp(ct, x, y, *, out, **params):
+    """ct_x = ct where x > y, ct_y = ct where y > x; ties split it in half"""
     # ties split the cotangent evenly, as JAX does
     return ct * _balanced_eq(x, out, y), ct * _balanced_eq(y, out, x)
 
 
 @defvjp("min")
 def min_vjp(ct, x, y, *, out, **params):
+    """ct_x = ct where x < y, ct_y = ct where y < x; ties split it in half"""
     return ct * _balanced_eq(x, out, y), ct * _balanced_eq(y, out, x)
 
 
@@ -81,6 +88,7 @@ def _balanced_eq(x, z, y):
 
 @defvjp("integer_pow")
 def integer_pow_vjp(ct, x, *, out, y, **params):
+    """ct_x = ct · n · x^(n-1)"""
     # d x^n = n x^(n-1)
     if y == 0:
         return (jnp.zeros_like(ct),)
@@ -89,11 +97,13 @@ def integer_pow_vjp(ct, x, *, out, y, **params):
 
 @defvjp("square")
 def square_vjp(ct, x, *, out, **params):
+    """ct_x = ct · 2x"""
     return (ct * (2 * x),)
 
 
 @defvjp("pow")
 def pow_vjp(ct, x, y, *, out, **params):
+    """ct_x = ct · y · x^(y-1), ct_y = ct · log(x) · x^y"""
     # d x^y = y x^(y-1) dx + log(x) x^y dy; an integer exponent 0 has derivative 0
     if jnp.issubdtype(jnp.result_type(y), jnp.integer):
         yf = jnp.asarray(y).astype(jnp.result_type(x))
@@ -106,6 +116,7 @@ def pow_vjp(ct, x, y, *, out, **params):
 
 @defvjp("atan2")
 def atan2_vjp(ct, x, y, *, out, **params):
+    """ct_x = ct · y / (x² + y²), ct_y = -ct · x / (x² + y²)"""
     # atan2(x, y): d/dx = y / (x^2 + y^2), d/dy = -x / (x^2 + y^2)
     denom = x * x + y * y
     return ct * (y / denom), ct * (-x / denom)
@@ -113,6 +124,7 @@ def atan2_vjp(ct, x, y, *, out, **params):
 
 @defvjp("rem")
 def rem_vjp(ct, x, y, *, out, **params):
+    """ct_x = ct, ct_y = -ct · trunc(x / y)"""
     # rem(x, y) = x - y * trunc(x / y)
     q = x / y
     return ct, -ct * (jnp.sign(q) * jnp.floor(jnp.abs(q)))
@@ -120,6 +132,7 @@ def rem_vjp(ct, x, y, *, out, **params):
 
 @defvjp("clamp")
 def clamp_vjp(ct, lo, x, hi, *, out, **params):
+    """ct_x = ct where lo < x < hi; ct_lo = ct where lo > x, ct_hi = ct where hi < x"""
     zeros = jnp.zeros_like(ct)
     ct_lo = jnp.where((lo > x) & (lo < hi), ct, zeros)
     ct_x = jnp.where((x > lo) & (x < hi), ct, zeros)
@@ -129,6 +142,7 @@ def clamp_vjp(ct, lo, x, hi, *, out, **params):
 
 @defvjp("abs")
 def abs_vjp(ct, x, *, out, **params):
+    """ct_x = ct · sign(x), with +1 at x = 0 (ct · conj(z)/|z| for complex z)"""
     if jnp.iscomplexobj(x):
         # d|z| = re(conj(z) dz / |z|); transposed: ct conj(z) / |z|, with |z| = 0 read as 1 (JAX's choice)
         safe = jnp.where(out == 0, jnp.ones_like(out), out).astype(x.dtype)
@@ -139,6 +153,7 @@ def abs_vjp(ct, x, *, out, **params):
 
 @defvjp("sign")
 def sign_vjp(ct, x, *, out, **params):
+    """ct_x = 0 (sign is piecewise constant)"""
     return (None,)
 
 
@@ -147,21 +162,25 @@ def sign_vjp(ct, x, *, out, **params):
 
 @defvjp("exp")
 def exp_vjp(ct, x, *, out, **params):
+    """ct_x = ct · exp(x)"""
     return (ct * out,)
 
 
 @defvjp("exp2")
 def exp2_vjp(ct, x, *, out, **params):
+    """ct_x = ct · 2^x · log(2)"""
     return (ct * (out * math.log(2.0)),)
 
 
 @defvjp("log")
 def log_vjp(ct, x, *, out, **params):
+    """ct_x = ct / x"""
     return (ct / x,)
 
 
 @defvjp("log1p")
 def log1p_vjp(ct, x, *, out, **params):
+    """ct_x = ct / (1 + x)"""
     return (ct / (1 + x),)
 
 
@@ -173,6 +192,7 @@ def _highest(accuracy) -> bool:
 
 @defvjp("expm1")
 def expm1_vjp(ct, x, *, out, accuracy=None, **params):
+    """ct_x = ct · (expm1(x) + 1)"""
     if _highest(accuracy):
         return (ct * lax.exp(x, accuracy=accuracy),)
     return (ct * (out + 1),)
@@ -180,22 +200,26 @@ def expm1_vjp(ct, x, *, out, accuracy=None, **params):
 
 @defvjp("sqrt")
 def sqrt_vjp(ct, x, *, out, **params):
+    """ct_x = ct / (2 · sqrt(x))"""
     return (ct / (2 * out),)
 
 
 @defvjp("rsqrt")
 def rsqrt_vjp(ct, x, *, out, **params):
+    """ct_x = ct · (-1/2) · rsqrt(x) / x"""
     # d x^(-1/2) = -1/2 x^(-3/2) = -1/2 rsqrt(x) / x
     return (ct * (-0.5 * (out / x)),)
 
 
 @defvjp("cbrt")
 def cbrt_vjp(ct, x, *, out, **params):
+    """ct_x = ct · (1/3) · cbrt(x)^(-2)"""
     return (ct * ((1.0 / 3.0) * lax.integer_pow(out, -2)),)
 
 
 @defvjp("logistic")
 def logistic_vjp(ct, x, *, out, accuracy=None, **params):
+    """ct_x = ct · σ(x) · (1 - σ(x))"""
     # d sigma = sigma (1 - sigma) = sigma(x) sigma(-x)
     if _highest(accuracy):
         return (ct * (out * lax.logistic(-x)),)
@@ -204,6 +228,7 @@ def logistic_vjp(ct, x, *, out, accuracy=None, **params):
 
 @defvjp("tanh")
 def tanh_vjp(ct, x, *, out, accuracy=None, **params):
+    """ct_x = ct · (1 - tanh(x)²)"""
     # d tanh = 1 - tanh^2 = (1 + tanh)(1 - tanh) = 4 sigma(2x) sigma(-2x). JAX's JVP is
     # (t + t tanh) (1 - tanh); its transpose, the VJP, is c + c tanh with c = ct (1 - tanh): the same
     # operations in the same order, so the same rounding
@@ -215,83 +240,99 @@ def tanh_vjp(ct, x, *, out, accuracy=None, **params):
 
 @defvjp("sin")
 def sin_vjp(ct, x, *, out, **params):
+    """ct_x = ct · cos(x)"""
     return (ct * jnp.cos(x),)
 
 
 @defvjp("cos")
 def cos_vjp(ct, x, *, out, **params):
+    """ct_x = -ct · sin(x)"""
     return (-ct * jnp.sin(x),)
 
 
 @defvjp("tan")
 def tan_vjp(ct, x, *, out, **params):
+    """ct_x = ct · (1 + tan(x)²)"""
     return (ct * (1 + out * out),)
 
 
 @defvjp("asin")
 def asin_vjp(ct, x, *, out, **params):
+    """ct_x = ct / sqrt(1 - x²)"""
     return (ct * lax.rsqrt(1 - x * x),)
 
 
 @defvjp("acos")
 def acos_vjp(ct, x, *, out, **params):
+    """ct_x = -ct / sqrt(1 - x²)"""
     return (-ct * lax.rsqrt(1 - x * x),)
 
 
 @defvjp("atan")
 def atan_vjp(ct, x, *, out, **params):
+    """ct_x = ct / (1 + x²)"""
     return (ct / (1 + x * x),)
 
 
 @defvjp("sinh")
 def sinh_vjp(ct, x, *, out, **params):
+    """ct_x = ct · cosh(x)"""
     return (ct * jnp.cosh(x),)
 
 
 @defvjp("cosh")
 def cosh_vjp(ct, x, *, out, **params):
+    """ct_x = ct · sinh(x)"""
     return (ct * jnp.sinh(x),)
 
 
 @defvjp("asinh")
 def asinh_vjp(ct, x, *, out, **params):
+    """ct_x = ct / sqrt(x² + 1)"""
     return (ct * lax.rsqrt(x * x + 1),)
 
 
 @defvjp("acosh")
 def acosh_vjp(ct, x, *, out, **params):
+    """ct_x = ct / sqrt((x - 1)(x + 1))"""
     return (ct * lax.rsqrt((x - 1) * (x + 1)),)
 
 
 @defvjp("atanh")
 def atanh_vjp(ct, x, *, out, **params):
+    """ct_x = ct / ((1 + x)(1 - x))"""
     return (ct / (1 + x) / (1 - x),)
 
 
 @defvjp("erf")
 def erf_vjp(ct, x, *, out, **params):
+    """ct_x = ct · (2/√π) · exp(-x²)"""
     # d erf = 2/sqrt(pi) exp(-x^2)
     return (ct * ((2 / math.sqrt(math.pi)) * jnp.exp(-x * x)),)
 
 
 @defvjp("erfc")
 def erfc_vjp(ct, x, *, out, **params):
+    """ct_x = -ct · (2/√π) · exp(-x²)"""
     return (ct * ((-2 / math.sqrt(math.pi)) * jnp.exp(-x * x)),)
 
 
 @defvjp("erf_inv")
 def erf_inv_vjp(ct, x, *, out, **params):
+    """ct_x = ct · (√π/2) · exp(erfinv(x)²)"""
     # d erfinv = sqrt(pi)/2 exp(erfinv(x)^2)
     return (ct * ((math.sqrt(math.pi) / 2) * jnp.exp(out * out)),)
 
 
 @defvjp("lgamma")
 def lgamma_vjp(ct, x, *, out, **params):
+    """ct_x = ct · digamma(x)"""
     return (ct * lax.digamma(x),)
 
 
 @defvjp("digamma")
 def digamma_vjp(ct, x, *, out, **params):
+    """ct_x = ct · polygamma(1, x)"""
     return (ct * lax.polygamma(jnp.ones_like(x), x),)
 
 
@@ -300,6 +341,7 @@ def digamma_vjp(ct, x, *, out, **params):
 
 @defvjp("select_n")
 def select_n_vjp(ct, which, *cases, out, **params):
+    """ct_case_k = ct where which == k, else 0; which gets none"""
     # each case receives the cotangent where it was selected, zero elsewhere
     zeros = jnp.zeros_like(ct)
     if len(cases) == 1:

@@ -47,6 +47,7 @@ def _irfft_transpose(ct, fft_lengths):
 
 @defvjp("fft")
 def fft_vjp(ct, x, *, out, fft_type, fft_lengths, **params):
+    """ct_x = fft(ct) (the DFT matrix is symmetric); rfft and irfft transpose with the halved spectrum weighted"""
     fft_lengths = tuple(fft_lengths)
     if fft_type == lax.FftType.RFFT:
         return (_rfft_transpose(ct, fft_lengths),)

@@ -56,6 +56,7 @@ def _reduce_tree(reducer_graph, dimensions, n_operands):
 
 @defvjp("reduce", symbolic_zeros=True)
 def reduce_vjp(ct, *args, out, jaxpr, dimensions, **params):
+    """ct_operands = the backward sweep of ct through the reduction written as a tree of the reducer"""
     n_operands = len(args) // 2
     tree = _reduce_tree(jaxpr, tuple(dimensions), n_operands)
     specs = [jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in args]

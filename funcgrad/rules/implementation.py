@@ -54,6 +54,7 @@ def _through_implementation(eqn) -> RuleRecord | None:
 
 
 def _implementation_vjp(impl, multiple: bool, ct, *primals, out, perturbed, **params):
+    """ct_args = the backward sweep of ct through the primitive's own Python implementation"""
     cts = ct if multiple else [ct]  # a list exactly for a multiple-results primitive
 
     # inputs nothing differentiated flows into, and whose values are known here (constants of the
@@ -84,6 +85,7 @@ def eqn_name(impl) -> str:
 
 
 def _select_if_vmap_vjp(primitive, ct, pred, x, y, *, out, **params):
+    """ct_x = ct where pred, ct_y = ct where not pred (Equinox's own transpose)"""
     # Equinox's select_if_vmap(pred, x, y) is x outside vmap (lax.select(pred, x, y) once pred is
     # batched). Its implementation would give y a symbolic-zero cotangent; Equinox's own transpose
     # gives each operand the cotangent where it is selected and a materialised zero elsewhere, and
@@ -101,10 +103,12 @@ def _refuse_differentiation(*primals, bind, name, **params):
 
 
 def _nontraceable_vjp(primitive, ct, x, *, out, saved=None, **params):
+    """ct_x: none (Equinox's nontraceable refuses differentiation in the forward pass)"""
     raise AssertionError("unreachable: the forward pass refused")  # pragma: no cover
 
 
 def _nondifferentiable_backward_vjp(primitive, ct, x, *, out, msg, symbolic, **params):
+    """ct_x = ct if ct is zero, else an error (Equinox's nondifferentiable_backward)"""
     # Equinox's nondifferentiable_backward(x): the identity, whose transpose raises this RuntimeError for
     # any cotangent that is not a symbolic zero (symbolic=True), or checks at run time that it is all
     # zeros (symbolic=False, with Equinox's error_if: that library defined the primitive)

@@ -43,6 +43,7 @@ def _clamped(starts, operand_shape, sizes):
 
 @defvjp("dynamic_slice")
 def dynamic_slice_vjp(ct, x, *starts, out, slice_sizes, **params):
+    """ct_x = zeros with ct written at the (clamped) start; starts get none"""
     # write the slice's cotangent into zeros at the same (clamped) start the forward read from
     zeros = zeros_like_primal(x, jnp.result_type(ct))
     starts_used = _clamped(starts, np.shape(x), slice_sizes)
@@ -51,6 +52,7 @@ def dynamic_slice_vjp(ct, x, *starts, out, slice_sizes, **params):
 
 @defvjp("dynamic_update_slice")
 def dynamic_update_slice_vjp(ct, x, update, *starts, out, **params):
+    """ct_x = ct with the updated window zeroed, ct_update = ct[window]"""
     # the overwritten window (at the clamped start) goes to the update, the rest to the operand
     starts_used = _clamped(starts, np.shape(x), np.shape(update))
     ct_x = lax.dynamic_update_slice(ct, zeros_like_primal(update, jnp.result_type(ct)), starts_used)
@@ -75,6 +77,7 @@ _GATHER_SCATTER_FIELDS = (
 def gather_vjp(
     ct, x, indices, *, out, dimension_numbers, slice_sizes, unique_indices, indices_are_sorted, mode, **params
 ):
+    """ct_x = scatter_add(zeros, indices, ct) (duplicate indices add up)"""
     # transpose of gather: scatter-add the cotangent back; duplicates add up, dropped indices add nothing
     scatter_dn = lax.ScatterDimensionNumbers(**{s: getattr(dimension_numbers, g) for g, s in _GATHER_SCATTER_FIELDS})
     zeros = zeros_like_primal(x, jnp.result_type(ct))
@@ -106,11 +109,13 @@ def _gather_back(ct, indices, updates, dn, mode, **kw):
 
 @defvjp("scatter-add")
 def scatter_add_vjp(ct, x, indices, updates, *, out, dimension_numbers, mode, **params):
+    """ct_x = ct, ct_updates = ct[indices]"""
     return ct, None, _gather_back(ct, indices, updates, dimension_numbers, mode, fill_value=0)
 
 
 @defvjp("scatter-sub")
 def scatter_sub_vjp(ct, x, indices, updates, *, out, dimension_numbers, mode, **params):
+    """ct_x = ct, ct_updates = -ct[indices]"""
     return ct, None, -_gather_back(ct, indices, updates, dimension_numbers, mode, fill_value=0)
 
 
@@ -118,6 +123,7 @@ def scatter_sub_vjp(ct, x, indices, updates, *, out, dimension_numbers, mode, **
 def scatter_mul_vjp(
     ct, x, indices, updates, *, out, dimension_numbers, indices_are_sorted, unique_indices, mode, **params
 ):
+    """ct_x = scatter_mul(ct, updates), ct_updates[k] = ct[j] · x[j] · Π(other updates on j)"""
     # out[j] = x[j] * prod of the updates landing on j
     dn = dimension_numbers
     kw = dict(indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, mode=mode)
@@ -141,6 +147,7 @@ def scatter_mul_vjp(
 def _scatter_extremal_vjp(
     ct, x, indices, updates, *, out, dimension_numbers, indices_are_sorted, unique_indices, mode, **params
 ):
+    """ct_x, ct_updates = ct shared equally among the entries (operand and updates) attaining each max/min"""
     # JAX's JVP: out_dot = x_dot + scatter_add(x_dot[i] * (keep_x - 1) / refs + u_dot * win_u); its transpose.
     # Entries attaining the result share the cotangent equally (operand included), as JAX's max does.
     dn = dimension_numbers
@@ -173,6 +180,7 @@ _SCATTER_APPLY_REFUSAL = (
 
 @defvjp("scatter")
 def scatter_vjp(ct, x, indices, updates, *, out, dimension_numbers, indices_are_sorted, unique_indices, mode, **params):
+    """ct_x = ct where no update wrote, ct_updates = ct[indices] for the update that wrote each entry"""
     if params.get("update_jaxpr") is not None:
         # lax.scatter binds no update_jaxpr; scatter_apply binds the applied function as one, and
         # JAX's scatter JVP refuses exactly then

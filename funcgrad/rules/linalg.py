@@ -77,6 +77,7 @@ def _transpose(tangent_map, tangent_like, cts):
 
 @defvjp("triangular_solve")
 def triangular_solve_vjp(ct, a, b, *, out, left_side, lower, transpose_a, conjugate_a, unit_diagonal, **params):
+    """ct_b = op(A)^{-T} ct, ct_A = -ct_b X^T on the stored triangle (X = op(A)^{-1} b)"""
     # X = op(A)^{-1} B (or B op(A)^{-1}): linear in B; dX = -op(A)^{-1} op(dA) X (or -X op(dA) op(A)^{-1})
     ct_b = _solve(
         a, ct, left_side=left_side, lower=lower, transpose_a=not transpose_a,
@@ -93,6 +94,7 @@ def triangular_solve_vjp(ct, a, b, *, out, left_side, lower, transpose_a, conjug
 
 @defvjp("tridiagonal_solve")
 def tridiagonal_solve_vjp(ct, dl, d, du, b, *, out, perturb_singular=False, **params):
+    """y = T^{-T} ct: ct_b = y, ct_(dl, d, du) = -(y x^T) on the three diagonals"""
     # x = T^{-1} b; dx = T^{-1} (db - dT x), so y = T^{-T} ct is b's cotangent and -y x^T, restricted to
     # the three diagonals, is T's. T^T swaps the sub- and super-diagonals (shifted by one).
     zero = jnp.zeros_like(dl[..., :1])
@@ -107,6 +109,7 @@ def tridiagonal_solve_vjp(ct, dl, d, du, b, *, out, perturb_singular=False, **pa
 
 @defvjp("custom_linear_solve")
 def custom_linear_solve_vjp(ct, *args, out, const_lengths, jaxprs, **params):
+    """y = A^{-T} ct (a transposed solve): ct_b = y, ct_A-consts = VJP of matvec at -y"""
     # x = solve(matvec, b) with matvec(x) = b:  dx = A^{-1} (db - dA x), so with y = A^{-T} ct_x
     # b gets y, and matvec's consts get the VJP of c -> matvec(c, x) at -y. y is itself a linear
     # solve (the transposed problem: vecmat with transpose_solve), so its own derivative is implicit
@@ -142,6 +145,7 @@ def custom_linear_solve_vjp(ct, *args, out, const_lengths, jaxprs, **params):
 
 @defvjp("cholesky")
 def cholesky_vjp(ct, x, *, out, **params):
+    """ct_A = L^{-T} Φ(L^T ct) L^{-1}, Φ = lower triangle with the diagonal halved"""
     # dL = L phi(L^{-1} dA L^{-H}), phi = lower triangle with the diagonal halved; transposed:
     # ct_A = L^{-T} phi(L^T ct) conj(L)^{-1}
     L = jnp.tril(out)
@@ -153,6 +157,7 @@ def cholesky_vjp(ct, x, *, out, **params):
 
 @defvjp("eigh", symbolic_zeros=True)
 def eigh_vjp(ct, x, *, out, subset_by_index=None, **params):
+    """ct_A = V (diag(ct_w) + F ∘ (V^H ct_V)) V^H, F_ij = 1/(w_j - w_i), 0 on the diagonal"""
     # with M = V^H dA V and F_ij = 1/(w_j - w_i) (0 on the diagonal): dV = V (F * M), dw = diag(re M)
     # (uses the forward's V, w; JAX recomputes eigh(symmetrize(a)): the same for the symmetric input that
     # jnp.linalg.eigh and lax.linalg.eigh(symmetrize_input=True) pass)
@@ -178,6 +183,7 @@ def eigh_vjp(ct, x, *, out, subset_by_index=None, **params):
 
 @defvjp("lu")
 def lu_vjp(ct, a, *, out, **params):
+    """ct_A = P^T L^{-T} (tril(L^T ct, -1) + triu(ct U^T)) U^{-T}"""
     # P A = L U. With Z = L^{-1} P dA U^{-1}: d(LU) = L tril(Z, -1) + triu(Z) U (one packed matrix).
     # Transposed: ct_Z = tril(L^T ct, -1) + triu(ct U^T), ct_A = P^T L^{-T} ct_Z U^{-T}.
     lu, _, perm = out
@@ -200,6 +206,7 @@ def lu_vjp(ct, a, *, out, **params):
 
 @defvjp("qr", symbolic_zeros=True)
 def qr_vjp(ct, x, *, out, pivoting=False, full_matrices=True, **params):
+    """ct_A = the transpose of QR's tangent map (JAX's) applied to (ct_Q, ct_R)"""
     q, r = out[0], out[1]
     perm = out[2] if pivoting else None
     return tuple(_transpose(lambda dx: _qr_tangent(x, q, r, perm, dx, full_matrices), [x], ct[:2]))
@@ -250,6 +257,7 @@ def _thin_qr_tangent(q, r, dx):
 
 @defvjp("svd", symbolic_zeros=True)
 def svd_vjp(ct, a, *, out, full_matrices, compute_uv, subset_by_index=None, algorithm=None, **params):
+    """ct_A = the transpose of the thin SVD's tangent map (JAX's) applied to (ct_U, ct_s, ct_V)"""
     m, n = a.shape[-2:]
     if compute_uv and full_matrices and m != n:
         raise NonDifferentiableError(
@@ -297,6 +305,7 @@ def _svd_tangent(s, u, vt, da):
 @defvjp("eig", symbolic_zeros=True)
 def eig_vjp(ct, a, *, out, compute_left_eigenvectors=True, compute_right_eigenvectors=True,
             enable_eigvec_derivs=False, implementation=None, **params):  # fmt: skip
+    """ct_A = V^{-H} (diag(ct_w) + F ∘ (V^H ct_V)) V^H, F_ij = 1/(w_j - w_i)"""
     if (compute_left_eigenvectors or compute_right_eigenvectors) and not enable_eigvec_derivs:
         raise NonDifferentiableError(
             "Derivatives of non-symmetric eigenvectors are only valid under assumptions on the input that "

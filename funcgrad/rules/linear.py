@@ -58,6 +58,7 @@ def _unsorted_sharding(x, ct, unsorted_axes):
 
 @defvjp("dot_general")
 def dot_general_vjp(ct, x, y, *, out, dimension_numbers, precision=None, preferred_element_type=None, **params):
+    """ct_x = ct · yᵀ, ct_y = xᵀ · ct (contracting ct with the other operand over its free axes)"""
     preferred = (
         preferred_element_type
         if preferred_element_type is not None and jnp.issubdtype(preferred_element_type, jnp.inexact)
@@ -88,6 +89,7 @@ def ragged_dot_general_vjp(
     ct, x, y, group_sizes, *, out, ragged_dot_dimension_numbers, precision=None, preferred_element_type=None,
     group_offset=None, **params,
 ):  # fmt: skip
+    """ct_x = ct · y[group]ᵀ (ragged in m), ct_y[g] = x[rows of g]ᵀ · ct[rows of g]"""
     # ported from JAX's transpose rule: out[b, m, n] = sum_k x[b, m, k] y[g(m), b, k, n], where g(m) is the
     # group of row m; ct_x contracts ct with y over n (still ragged in m), ct_y contracts x with ct over m
     # (ragged in a contracting dimension: one result per group)

@@ -18,17 +18,20 @@ from funcgrad.core.registry import defvjp
 
 @defvjp("device_put", symbolic_zeros=True)
 def device_put_vjp(ct, *xs, out, devices, srcs, **params):
+    """ct_x = device_put(ct, x's source) (each cotangent goes back where its operand came from)"""
     # several operands may be moved at once; each cotangent goes back to its operand's source
     return [c if c is None or src is None else jax.device_put(c, src) for c, src in zip(ct, srcs)]
 
 
 @defvjp("sharding_constraint")
 def sharding_constraint_vjp(ct, x, *, out, sharding, **params):
+    """ct_x = with_sharding_constraint(ct, sharding)"""
     return (jax.lax.with_sharding_constraint(ct, sharding),)
 
 
 @defvjp("reshard")
 def reshard_vjp(ct, x, *, out, **params):
+    """ct_x = reshard(ct, x's sharding)"""
     # back to the operand's own sharding; an operand outside any mesh was replicated
     sharding = jax.typeof(x).sharding
     if sharding.mesh.empty:

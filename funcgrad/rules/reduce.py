@@ -23,11 +23,13 @@ def _expand_back(ct, x, axes):
 
 @defvjp("reduce_sum")
 def reduce_sum_vjp(ct, x, *, out, axes, **params):
+    """ct_x = ct broadcast back over the summed axes"""
     return (_expand_back(ct, x, axes),)
 
 
 @defvjp("reduce_max")
 def reduce_max_vjp(ct, x, *, out, axes, **params):
+    """ct_x = ct broadcast back, where x == max (ties share it equally)"""
     # ties share the cotangent equally, as in JAX
     return (_chooser_vjp(ct, x, out, axes),)
 
@@ -43,6 +45,7 @@ def _chooser_vjp(ct, x, out, axes):
 
 @defvjp("reduce_prod")
 def reduce_prod_vjp(ct, x, *, out, axes, **params):
+    """ct_x[i] = ct · Π_{j ≠ i} x[j] (computed without dividing by x[i])"""
     # d prod / d x_i = product of the other entries; computed without dividing by x_i,
     # so zeros in x give the right answer (as JAX's rule does)
     x_shape = np.shape(x)

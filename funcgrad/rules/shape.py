@@ -30,6 +30,7 @@ def _sharded_like(x, dimensions=None) -> dict:
 
 @defvjp("reshape")
 def reshape_vjp(ct, x, *dyn, out, new_sizes, dimensions, **params):
+    """ct_x = reshape(ct, x.shape)"""
     if dimensions is not None:  # reshape of transpose(x, dimensions)
         ct = lax.reshape(ct, [np.shape(x)[d] for d in dimensions], **_sharded_like(x, dimensions))
         return (lax.transpose(ct, np.argsort(dimensions)), *[None] * len(dyn))
@@ -38,11 +39,13 @@ def reshape_vjp(ct, x, *dyn, out, new_sizes, dimensions, **params):
 
 @defvjp("transpose")
 def transpose_vjp(ct, x, *, out, permutation, **params):
+    """ct_x = transpose(ct, inverse permutation)"""
     return (lax.transpose(ct, tuple(np.argsort(permutation))),)
 
 
 @defvjp("broadcast_in_dim")
 def broadcast_in_dim_vjp(ct, x, *dyn, out, shape, broadcast_dimensions, **params):
+    """ct_x = Σ ct over the added and stretched axes"""
     # sum over the new axes and over the size-1 axes that were stretched
     x_shape = np.shape(x)
     unit_dims = [i for i, d in enumerate(x_shape) if d == 1]
@@ -54,11 +57,13 @@ def broadcast_in_dim_vjp(ct, x, *dyn, out, shape, broadcast_dimensions, **params
 
 @defvjp("squeeze")
 def squeeze_vjp(ct, x, *, out, dimensions, **params):
+    """ct_x = reshape(ct, x.shape)"""
     return (lax.reshape(ct, np.shape(x), **_sharded_like(x)),)
 
 
 @defvjp("convert_element_type")
 def convert_element_type_vjp(ct, x, *, out, new_dtype, **params):
+    """ct_x = ct (cast back to x's dtype by the sweep; integer x gets none)"""
     # the cast back to x's dtype happens in the reverse sweep; integer x gets nothing
     if not jnp.issubdtype(jnp.result_type(x), jnp.inexact):
         return (None,)
@@ -70,16 +75,19 @@ def convert_element_type_vjp(ct, x, *, out, new_dtype, **params):
 # extended dtype, so the rules make it)
 @defvjp("to_edtype")
 def to_edtype_vjp(ct, x, *, out, edtype, **params):
+    """ct_x = ct cast to x's dtype"""
     return (lax.convert_element_type(ct, jnp.result_type(x)),)
 
 
 @defvjp("from_edtype")
 def from_edtype_vjp(ct, x, *, out, dtype, **params):
+    """ct_x = ct cast to x's dtype"""
     return (lax.convert_element_type(ct, x.dtype),)
 
 
 @defvjp("copy")
 def copy_vjp(ct, x, *, out, **params):
+    """ct_x = copy(ct)"""
     # JAX transposes copy into another copy (ad.deflinear(copy_p, lambda t: [copy_p.bind(t)])): the
     # cotangent comes back in a fresh buffer, never the caller's own array (which may be donated)
     return (jnp.copy(ct),)
@@ -87,6 +95,7 @@ def copy_vjp(ct, x, *, out, **params):
 
 @defvjp("optimization_barrier")
 def optimization_barrier_vjp(ct, *xs, out, **params):
+    """ct_x_k = ct_k (the identity on each operand)"""
     # the identity on each operand; an output with no cotangent gives its operand zeros, not a
     # symbolic zero, as JAX's transpose does (tests/test_symbolic_zeros.py)
     return list(ct)
@@ -94,17 +103,20 @@ def optimization_barrier_vjp(ct, *xs, out, **params):
 
 @defvjp("reduce_precision")
 def reduce_precision_vjp(ct, x, *, out, exponent_bits, mantissa_bits, **params):
+    """ct_x = reduce_precision(ct) (rounded the same way)"""
     # a linear map in JAX's convention: the cotangent is rounded the same way
     return (lax.reduce_precision(ct, exponent_bits=exponent_bits, mantissa_bits=mantissa_bits),)
 
 
 @defvjp("rev")
 def rev_vjp(ct, x, *, out, dimensions, **params):
+    """ct_x = rev(ct) along the same dimensions"""
     return (lax.rev(ct, dimensions),)
 
 
 @defvjp("slice")
 def slice_vjp(ct, x, *, out, start_indices, limit_indices, strides, **params):
+    """ct_x = zeros with ct placed at the sliced entries (a pad of ct)"""
     # scatter the slice back into zeros: pad low by start, high by what is left, interior by stride - 1
     x_shape = np.shape(x)
     strides = strides or (1,) * len(x_shape)
@@ -119,6 +131,7 @@ def slice_vjp(ct, x, *, out, start_indices, limit_indices, strides, **params):
 
 @defvjp("pad")
 def pad_vjp(ct, x, padding_value, *, out, padding_config, **params):
+    """ct_x = ct[the entries that came from x], ct_padding = Σ ct - Σ ct_x"""
     # undo negative padding by zero-padding, then take every (interior+1)-th entry
     lo, hi, interior = zip(*padding_config) if padding_config else ((), (), ())
     unpadded = lax.pad(ct, jnp.zeros((), jnp.result_type(ct)), [(-a, -b, 0) for a, b in zip(lo, hi)])
@@ -130,6 +143,7 @@ def pad_vjp(ct, x, padding_value, *, out, padding_config, **params):
 
 @defvjp("concatenate")
 def concatenate_vjp(ct, *xs, out, dimension, **params):
+    """ct_x_k = ct[the slice x_k occupies]"""
     cts, start = [], 0
     for x in xs:
         size = np.shape(x)[dimension]
@@ -140,23 +154,27 @@ def concatenate_vjp(ct, *xs, out, dimension, **params):
 
 @defvjp("split")
 def split_vjp(ct, x, *, out, sizes, axis, **params):
+    """ct_x = concatenate(ct_1, ..., ct_n) along the axis"""
     return (lax.concatenate(list(ct), axis),)
 
 
 @defvjp("stack")
 def stack_vjp(ct, *xs, out, axis, **params):
+    """ct_x_k = ct[k] along the new axis"""
     # (jax >= 0.10) each input is one slice of the output along the new axis
     return [lax.index_in_dim(ct, i, axis, keepdims=False) for i in range(len(xs))]
 
 
 @defvjp("unstack")
 def unstack_vjp(ct, x, *, out, axis, **params):
+    """ct_x = stack(ct_1, ..., ct_n) along the axis"""
     # (jax >= 0.10) put the slices' cotangents back side by side along the axis
     return (lax.concatenate([lax.expand_dims(c, (axis,)) for c in ct], axis),)
 
 
 @defvjp("tile")
 def tile_vjp(ct, x, *, out, reps, **params):
+    """ct_x = Σ of ct over the tiled copies"""
     # (jax >= 0.10) out[k*n + j] = x[j] on each axis: view ct as (r0, n0, r1, n1, ...) and sum the r copies
     x_shape = np.shape(x)
     split = tuple(k for r, n in zip(reps, x_shape) for k in (r, n))

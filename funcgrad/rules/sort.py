@@ -35,6 +35,7 @@ def _scatter_along(ct, positions, x_shape, axis):
 # symbolic_zeros: an operand whose sorted output received no cotangent gets none (None), as in JAX
 @defvjp("sort", symbolic_zeros=True)
 def sort_vjp(ct, *operands, out, dimension, is_stable, num_keys, **params):
+    """ct_x = ct scattered back through the sorting permutation"""
     shape = np.shape(operands[0])
     index_dtype = np.int32 if max(shape, default=0) < np.iinfo(np.int32).max else np.int64
     iota = lax.broadcasted_iota(index_dtype, shape, dimension)
@@ -50,6 +51,7 @@ def sort_vjp(ct, *operands, out, dimension, is_stable, num_keys, **params):
 
 @defvjp("top_k")
 def top_k_vjp(ct, x, *, out, k, axis=-1, **params):
+    """ct_x = zeros with ct_values scattered back to the returned indices"""
     # ct[0] is the cotangent of the values; the indices output is integer and carries none
     axis = axis % np.ndim(x)
     return (_scatter_along(ct[0], out[1], np.shape(x), axis),)
@@ -57,6 +59,7 @@ def top_k_vjp(ct, x, *, out, k, axis=-1, **params):
 
 @defvjp("approx_top_k")
 def approx_top_k_vjp(ct, x, *, out, reduction_dimension, **params):
+    """ct_x = zeros with ct_values scattered back to the returned indices"""
     # lax.approx_max_k / approx_min_k: JAX's JVP gathers the tangent at the returned indices, so the
     # values' cotangent goes back to those positions (as for top_k; on the CPU the search is exact)
     axis = reduction_dimension % np.ndim(x)

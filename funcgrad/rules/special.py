@@ -28,24 +28,28 @@ from funcgrad.errors import NonDifferentiableError
 
 @defvjp("real")
 def real_vjp(ct, x, *, out, **params):
+    """ct_x = complex(ct, 0)"""
     # the transpose of re(.) puts the cotangent in the real part
     return (lax.complex(ct, jnp.zeros_like(ct)),)
 
 
 @defvjp("imag")
 def imag_vjp(ct, x, *, out, **params):
+    """ct_x = complex(0, -ct)"""
     # the transpose of im(.): <ct, im(t)> = <complex(0, -ct), t> in JAX's (non-conjugating) pairing
     return (lax.complex(jnp.zeros_like(ct), -ct),)
 
 
 @defvjp("complex")
 def complex_vjp(ct, x, y, *, out, **params):
+    """ct_x = re(ct), ct_y = -im(ct) (complex(x, y) = x + i y)"""
     # complex(x, y) = x + i y
     return jnp.real(ct), -jnp.imag(ct)
 
 
 @defvjp("conj")
 def conj_vjp(ct, x, *, out, **params):
+    """ct_x = conj(ct) (re(ct) for a real x)"""
     # conj is its own transpose; a real input keeps the real part
     if jnp.iscomplexobj(x):
         return (jnp.conj(ct),)
@@ -62,11 +66,13 @@ def _igamma_dx(a, x):
 
 @defvjp("igamma")
 def igamma_vjp(ct, a, x, *, out, **params):
+    """ct_a = ct · ∂P/∂a, ct_x = ct · x^(a-1) e^(-x) / Γ(a)"""
     return ct * lax.igamma_grad_a(a, x), ct * _igamma_dx(a, x)
 
 
 @defvjp("igammac")
 def igammac_vjp(ct, a, x, *, out, **params):
+    """ct_a = -ct · ∂P/∂a, ct_x = -ct · x^(a-1) e^(-x) / Γ(a) (Q = 1 - P)"""
     # Q = 1 - P
     return -ct * lax.igamma_grad_a(a, x), -ct * _igamma_dx(a, x)
 
@@ -81,6 +87,7 @@ def _refuse(sentence: str, what: str) -> NonDifferentiableError:
 
 @defvjp("polygamma", perturbed=True)
 def polygamma_vjp(ct, m, x, *, out, perturbed, **params):
+    """ct_x = ct · ψ^(m+1)(x); the order m gets none"""
     # d/dx psi^(m)(x) = psi^(m+1)(x); no derivative in the order m (JAX raises)
     if perturbed[0]:
         raise _refuse("polygamma gradient with respect to m is not supported", "the order m")
@@ -89,6 +96,7 @@ def polygamma_vjp(ct, m, x, *, out, perturbed, **params):
 
 @defvjp("regularized_incomplete_beta", perturbed=True)
 def regularized_incomplete_beta_vjp(ct, a, b, x, *, out, perturbed, **params):
+    """ct_x = ct · x^(a-1) (1-x)^(b-1) / B(a, b); a and b get none"""
     # d/dx I_x(a, b) = x^(a-1) (1-x)^(b-1) / B(a, b); none in a, b (JAX raises)
     if perturbed[0] or perturbed[1]:
         raise _refuse("Betainc gradient with respect to a and b not supported.", "a and b")
@@ -99,12 +107,14 @@ def regularized_incomplete_beta_vjp(ct, a, b, x, *, out, perturbed, **params):
 
 @defvjp("bessel_i0e")
 def bessel_i0e_vjp(ct, x, *, out, **params):
+    """ct_x = ct · (i1e(x) - sign(x) · i0e(x))"""
     # i0e = e^{-|x|} i0: d i0e = i1e(x) - sign(x) i0e(x)
     return (ct * (lax.bessel_i1e(x) - jnp.sign(x) * out),)
 
 
 @defvjp("bessel_i1e")
 def bessel_i1e_vjp(ct, x, *, out, **params):
+    """ct_x = ct · (i0e(x) - i1e(x) · (sign(x) + 1/x)), 1/2 at x = 0"""
     # d i1e = i0e(x) - i1e(x) (sign(x) + 1/x); 1/2 at x = 0 (JAX guards |x| <= eps the same way)
     eps = jnp.finfo(jnp.result_type(x)).eps
     not_tiny = jnp.abs(x) > eps
@@ -115,6 +125,7 @@ def bessel_i1e_vjp(ct, x, *, out, **params):
 
 @defvjp("random_gamma")
 def random_gamma_vjp(ct, key, a, *, out, log_space=False, **params):
+    """ct_a = ct · ∂sample/∂a (implicit reparameterization: random_gamma_grad(a, sample))"""
     # implicit reparameterization: d sample / d a = random_gamma_grad(a, sample)
     samples = out
     if log_space:  # d log(s) = ds / s; exp(log s) may round to 0: use the smallest float instead

@@ -39,6 +39,7 @@ from funcgrad.rules.conv import vjp_lhs_padding
 def reduce_window_sum_vjp(
     ct, x, *, out, window_dimensions, window_strides, padding, base_dilation, window_dilation, **params
 ):
+    """ct_x[i] = Σ ct[w] over the windows w containing x[i]"""
     x_shape = np.shape(x)
     pads = vjp_lhs_padding(
         x_shape, window_dimensions, window_strides, np.shape(ct), padding, base_dilation, window_dilation
@@ -154,6 +155,7 @@ def _route(ct, operand, *, to_operand, select_ge, window):
 
 def _chooser_vjp(select_ge):
     def rule(ct, x, *, out, window_dimensions, window_strides, padding, base_dilation, window_dilation, **params):
+        """ct_x[i] = Σ ct[w] over the windows w whose max (min) x[i] is"""
         window = (window_dimensions, window_strides, padding, base_dilation, window_dilation)
         return (_route(ct, x, to_operand=True, select_ge=select_ge, window=window),)
 
@@ -175,6 +177,7 @@ def _is_ge(select_prim):
 def select_and_scatter_add_vjp(
     ct, source, operand, *, out, select_prim, window_dimensions, window_strides, padding, **params
 ):
+    """ct_source = ct read back at each window's selected entry; the operand gets none"""
     # out = scatter of source into each window's selected entry; the transpose reads ct back there.
     # The selection depends on operand only through comparisons: no gradient for it, as in JAX.
     ones = (1,) * len(window_dimensions)
@@ -197,6 +200,7 @@ def select_and_gather_add_vjp(
     window_dilation,
     **params,
 ):
+    """ct_tangents = ct scattered back to each window's selected entry; the operand gets none"""
     # out = tangents at each window's selected entry; the transpose scatters ct back there
     window = (window_dimensions, window_strides, padding, base_dilation, window_dilation)
     return _route(ct, operand, to_operand=True, select_ge=_is_ge(select_prim), window=window), None
