@@ -90,6 +90,12 @@ class Source:
     function: str | None = None
     # JAX's name stack (``jax.named_scope`` and inlined ``jit`` names), e.g. "block/jit(relu)".
     scope: str = ""
+    # Only while ``tracer.keeping_tracebacks()`` is on (funcgrad.explore groups equations by the code
+    # that made them): JAX's ``SourceInfo`` of the bind, whose traceback holds every user frame, and
+    # the ``Source`` of the inlined call (a nested ``jit``) the equation came from. Not part of an
+    # equation's identity (compare=False), and None otherwise (a traceback is about 1 KB).
+    info: Any = dataclasses.field(default=None, compare=False, repr=False)
+    caller: Source | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def where(self) -> str:
         if self.file is None:

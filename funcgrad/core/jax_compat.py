@@ -310,6 +310,18 @@ def user_frame(info):
     return _source_info.user_frame(info if _USER_FRAME_TAKES_INFO else info.traceback)
 
 
+_USER_FRAMES_TAKE_INFO = next(iter(inspect.signature(_source_info.user_frames).parameters)) == "source_info"
+
+
+def user_frames(info) -> list[tuple[str, int, str]]:
+    """Every user frame of an equation's ``SourceInfo``, outermost first, as ``(file, line, function)``
+    (the function's qualified name where JAX records it); ``[]`` without a traceback."""
+    if info is None or info.traceback is None:
+        return []
+    frames = _source_info.user_frames(info if _USER_FRAMES_TAKE_INFO else info.traceback)
+    return [(f.file_name, f.start_line, f.function_name) for f in frames][::-1]
+
+
 def exclude_from_user_frames(path: str) -> None:
     """Frames in ``path`` are never "the user's line" of an equation (funcgrad.tag's own frame)."""
     _source_info.register_exclusion(path)

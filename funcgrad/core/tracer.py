@@ -22,6 +22,8 @@ Conversion choices:
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import dataclasses
 import traceback
 from collections.abc import Callable, Sequence
@@ -62,6 +64,8 @@ class _Context:
     constvars: list
     consts: list
     scope: str
+    # the Source of the inlined call whose body this is (kept only with keeping_tracebacks)
+    caller: Source | None = None
 
 
 def jaxpr_to_graph(jaxpr, consts: Sequence[Any] = ()) -> Graph:
@@ -109,9 +113,9 @@ def _convert_eqns(jax_eqns, ctx: _Context, out: list[Eqn], fallback: Source | No
             if not isinstance(v, jc.DropVar):
                 ctx.env[v] = nv
         if jc.binds_all_operands_at_once(e.primitive):
-            out.extend(_per_operand_eqns(e, inputs, outputs, ctx.scope, fallback))
+            out.extend(_per_operand_eqns(e, inputs, outputs, ctx, fallback))
             continue
-        out.append(plain_eqn(e.primitive, e.params, inputs, outputs, _source_of(e, ctx.scope, fallback)))
+        out.append(plain_eqn(e.primitive, e.params, inputs, outputs, _source_of(e, ctx, fallback)))
 
 
 def plain_eqn(primitive, params, inputs: tuple, outputs: tuple, source: Source) -> Eqn:
@@ -148,9 +152,9 @@ def inline_jaxpr(
     return [_read(ctx, v) for v in jaxpr.outvars]
 
 
-def _per_operand_eqns(e, inputs, outputs, scope, fallback) -> list[Eqn]:
+def _per_operand_eqns(e, inputs, outputs, ctx: _Context, fallback) -> list[Eqn]:
     """One single-result equation per operand of an all-leaves-at-once reduction (as newer JAX binds it)."""
-    impl, source = _bind_impl(e.primitive, e.params), _source_of(e, scope, fallback)
+    impl, source = _bind_impl(e.primitive, e.params), _source_of(e, ctx, fallback)
     params = _convert_params(e.primitive.name, e.params)
     return [Eqn(e.primitive.name, (a,), (v,), params, impl, source) for a, v in zip(inputs, outputs)]
 
@@ -158,11 +162,13 @@ def _per_operand_eqns(e, inputs, outputs, scope, fallback) -> list[Eqn]:
 def _inline_call(e, inputs, ctx: _Context, out: list[Eqn]) -> None:
     sub_jaxpr, sub_consts = jc.split_closed(jc.inlined_body(e.params))
     label = e.params.get("name", e.primitive.name)
+    call_site = _source_of(e, ctx)
     inner = _Context(
         env={},
         constvars=ctx.constvars,
         consts=ctx.consts,
         scope=_join(ctx.scope, str(e.source_info.name_stack), f"jit({label})"),
+        caller=call_site if call_site.info is not None else None,
     )
     for v, c in zip(sub_jaxpr.constvars, sub_consts):
         cv = Var(_var_type(v))
@@ -171,7 +177,7 @@ def _inline_call(e, inputs, ctx: _Context, out: list[Eqn]) -> None:
         ctx.consts.append(c)
     for v, a in zip(sub_jaxpr.invars, inputs):
         inner.env[v] = a
-    _convert_eqns(sub_jaxpr.eqns, inner, out, fallback=_source_of(e, ctx.scope))
+    _convert_eqns(sub_jaxpr.eqns, inner, out, fallback=call_site)
     for v, inner_v in zip(e.outvars, sub_jaxpr.outvars):
         if not isinstance(v, jc.DropVar):
             ctx.env[v] = _read(inner, inner_v)
@@ -180,7 +186,7 @@ def _inline_call(e, inputs, ctx: _Context, out: list[Eqn]) -> None:
 def _tag_eqn(e, inputs, ctx: _Context, fallback: Source | None) -> Eqn:
     """A ``funcgrad.tag`` call -> one ``tag`` equation whose output carries the label (not inlined)."""
     label = tag_name(e.params["name"])
-    source = _source_of(e, ctx.scope, fallback)
+    source = _source_of(e, ctx, fallback)
     if jc.tag_call_forwards_inputs(e.outvars, inputs):
         # the identity call has no outputs and later equations read its input: give them a
         # labelled copy instead (as newer JAX does)
@@ -245,19 +251,40 @@ def _bind_impl(primitive, params) -> Callable[..., list]:
     return impl
 
 
-def _source_of(e, scope: str, fallback: Source | None = None) -> Source:
-    return source_of_info(e.source_info, scope, fallback)
+def _source_of(e, ctx: _Context, fallback: Source | None = None) -> Source:
+    return source_of_info(e.source_info, ctx.scope, fallback, ctx.caller)
 
 
-def source_of_info(info, scope: str, fallback: Source | None = None) -> Source:
-    """A ``Source`` from JAX's ``SourceInfo`` (its innermost user frame and name stack) under ``scope``."""
+# funcgrad.explore groups equations by the code that made them (every user frame, not only the
+# innermost): while this is on, each Source keeps JAX's SourceInfo and its inlined call's Source.
+_keep_tracebacks: contextvars.ContextVar[bool] = contextvars.ContextVar("funcgrad_keep_tracebacks", default=False)
+
+
+@contextlib.contextmanager
+def keeping_tracebacks():
+    """Within the block, traced equations keep ``Source.info`` and ``Source.caller`` (see ``Source``).
+
+    Off by default: a traceback costs about 1 KB per equation, and the trace cache keeps graphs. A tool
+    that reads them traces its function itself (``trace_flat``) inside this block, not through the cache.
+    """
+    token = _keep_tracebacks.set(True)
+    try:
+        yield
+    finally:
+        _keep_tracebacks.reset(token)
+
+
+def source_of_info(info, scope: str, fallback: Source | None = None, caller: Source | None = None) -> Source:
+    """A ``Source`` from JAX's ``SourceInfo`` (its innermost user frame and name stack) under ``scope``;
+    with ``keeping_tracebacks`` on, it also keeps ``info`` and ``caller`` (the inlined call it is in)."""
     frame = jc.user_frame(info)
     stack = _join(scope, str(info.name_stack))
+    keep = {"info": info, "caller": caller} if _keep_tracebacks.get() else {}
     if frame is None:
         if fallback is not None and fallback.file is not None:
-            return Source(fallback.file, fallback.line, fallback.function, stack)
-        return Source(scope=stack)
-    return Source(frame.file_name, frame.start_line, frame.function_name, stack)
+            return Source(fallback.file, fallback.line, fallback.function, stack, **keep)
+        return Source(scope=stack, **keep)
+    return Source(frame.file_name, frame.start_line, frame.function_name, stack, **keep)
 
 
 # -------------------------------------------------------------- custom derivatives
