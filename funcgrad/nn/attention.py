@@ -45,17 +45,21 @@ def MultiHeadAttention(num_heads: int, *, head_dim: int | None = None, causal: b
         t = x.shape[0]
 
         def heads(name):  # (T, d) -> (heads, T, d_head)
-            y = affine(params[name], x)
-            return jnp.transpose(jnp.reshape(y, (t, num_heads, -1)), (1, 0, 2))
+            with jax.named_scope(name):
+                y = affine(params[name], x)
+                return jnp.transpose(jnp.reshape(y, (t, num_heads, -1)), (1, 0, 2))
 
         q, k, v = heads("query"), heads("key"), heads("value")
-        scores = jnp.einsum("htd,hsd->hts", q, k) / jnp.sqrt(jnp.asarray(q.shape[-1], x.dtype))
-        if causal:  # a large negative score, not -inf, so fully masked rows stay finite
-            allowed = jnp.tril(jnp.ones((t, t), bool))
-            scores = jnp.where(allowed, scores, jnp.finfo(scores.dtype).min)
-        weights = jax.nn.softmax(scores, axis=-1)
-        mixed = jnp.einsum("hts,hsd->htd", weights, v)
-        concat = jnp.reshape(jnp.transpose(mixed, (1, 0, 2)), (t, -1))
-        return affine(params["out"], concat)
+        with jax.named_scope("weights"):  # softmax(Q Kᵀ / sqrt(d_head)), one block in funcgrad.explore
+            scores = jnp.einsum("htd,hsd->hts", q, k) / jnp.sqrt(jnp.asarray(q.shape[-1], x.dtype))
+            if causal:  # a large negative score, not -inf, so fully masked rows stay finite
+                allowed = jnp.tril(jnp.ones((t, t), bool))
+                scores = jnp.where(allowed, scores, jnp.finfo(scores.dtype).min)
+            weights = jax.nn.softmax(scores, axis=-1)
+        with jax.named_scope("mix"):
+            mixed = jnp.einsum("hts,hsd->htd", weights, v)
+            concat = jnp.reshape(jnp.transpose(mixed, (1, 0, 2)), (t, -1))
+        with jax.named_scope("out"):
+            return affine(params["out"], concat)
 
     return Layer(init, apply, "attention")

@@ -6,6 +6,11 @@ with respect to ``w`` (argnums=0). ``w`` is a plain pytree (nested dicts of
 arrays with readable names such as ``{'W': ..., 'b': ...}``); nothing is stored
 in the model, nothing is mutated. ``apply`` maps ONE example; batch it with
 ``jax.vmap(model.apply, in_axes=(None, 0))`` (see ``batched``).
+
+Composite models run each part inside ``jax.named_scope(<its name>)`` (``Serial``: the parameter
+key, ``linear0``, ``relu1``, ...), as Flax and Equinox name their modules: the scope costs nothing
+in compiled code, and ``funcgrad.explore``, ``funcgrad.draw(collapse=...)`` and
+``Graph.format(scopes=True)`` group the equations by it.
 """
 
 from __future__ import annotations
@@ -102,7 +107,8 @@ def Serial(*layers: Layer | tuple[str, Layer]) -> Layer:
 
     def apply(params, x):
         for name, layer in named:
-            x = layer.apply(params.get(name, {}), x)
+            with jax.named_scope(name):  # the layer's block in funcgrad.explore and draw(collapse=...)
+                x = layer.apply(params.get(name, {}), x)
         return x
 
     return Layer(init, apply, "serial")

@@ -32,12 +32,17 @@ def mynet(d1: int = 60, d2: int = 40, d3: int = 10) -> Layer:
         return {"m0": m0.init((d0,), key=k0), "m1": m1.init((d1,), key=k1), "m2": m2.init((d2,), key=k2)}
 
     def apply(w, x):
-        z0 = jnp.ravel(x)  # x.view(-1)
-        s1 = m0.apply(w["m0"], z0)
+        # each block in a named scope: the lecture's block diagram in funcgrad.explore and draw(collapse=...)
+        with jax.named_scope("flatten"):
+            z0 = jnp.ravel(x)  # x.view(-1)
+        with jax.named_scope("m0"):
+            s1 = m0.apply(w["m0"], z0)
         z1 = jax.nn.relu(s1)
-        s2 = m1.apply(w["m1"], z1)
+        with jax.named_scope("m1"):
+            s2 = m1.apply(w["m1"], z1)
         z2 = jax.nn.relu(s2)
-        s3 = m2.apply(w["m2"], z2)
+        with jax.named_scope("m2"):
+            s3 = m2.apply(w["m2"], z2)
         return s3
 
     return Layer(init, apply, "mynet")
