@@ -131,3 +131,43 @@ def test_named_scopes_collapse_into_one_box():
     (box,) = [n for n in drawing.nodes if n.label == "block"]
     assert box.eqns == len(in_block) == 3
     assert sum(n.kind == "function" for n in drawing.nodes) == len(graph.eqns) - 3 + 1
+
+
+def test_level_draws_one_box_per_block_of_the_code(tmp_path):
+    """draw(level=...) groups as funcgrad.explore does: jitted calls, scopes, functions, lines of code."""
+
+    def layer_norm(x):
+        mean = jnp.mean(x, axis=-1, keepdims=True)
+        return (x - mean) / jnp.sqrt(jnp.mean((x - mean) ** 2, axis=-1, keepdims=True) + 1e-5)
+
+    def block(p, x):
+        h = layer_norm(x)
+        with jax.named_scope("mlp"):
+            h = jax.nn.relu(h @ p["W1"]) @ p["W2"]
+        return x + h
+
+    def loss(p, x):
+        return jnp.mean(block(p, x) ** 2)
+
+    p = {
+        "W1": jnp.asarray(RNG.normal(size=(4, 8)), jnp.float32),
+        "W2": jnp.asarray(RNG.normal(size=(8, 4)), jnp.float32),
+    }
+    x = jnp.asarray(RNG.normal(size=(3, 4)), jnp.float32)
+    graph = funcgrad.trace(loss)(p, x)
+    top = funcgrad.draw(loss, level=1, engine="python")(p, x)
+    boxes = [n for n in top.nodes if n.kind == "function"]
+    assert [n.label for n in boxes if n.eqns > 1] == ["block"]  # the call of block(), then the loss's own ops
+    assert sum(n.eqns for n in boxes) == len(graph.eqns)
+    inner = funcgrad.draw(loss, level=2, engine="python")(p, x)
+    labels = [n.label for n in inner.nodes if n.kind == "function" and n.eqns > 1]
+    assert labels == ["layer_norm", "mlp"]
+    svg = inner.to_svg()
+    assert "layer_norm" in svg and "mlp" in svg
+    assert inner.save(tmp_path / "blocks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    backward = funcgrad.draw(loss, level=2, backward=True, engine="python")(p, x)
+    assert {"layer_norm", "mlp"} <= {n.label for n in backward.nodes} and backward.diagram.kinds()["backward"] > 0
+    with pytest.raises(ValueError, match="not both"):
+        funcgrad.draw(loss, level=1, collapse=True)(p, x)
+    with pytest.raises(ValueError, match="positive int"):
+        funcgrad.draw(loss, level=0)(p, x)

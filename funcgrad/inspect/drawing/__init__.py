@@ -21,13 +21,14 @@ import jax
 
 from funcgrad.core.call import Call, arg_names, argnums_tuple, trace_call
 from funcgrad.core.ir import Graph
-from funcgrad.inspect.backward_graph import backward_graph
+from funcgrad.inspect.backward_graph import backward_graph, is_backward
 from funcgrad.inspect.drawing import dot as _dot
 from funcgrad.inspect.drawing.diagram import Diagram, Edge, Node, build_diagram
 from funcgrad.inspect.drawing.layout import Layout, layered_layout, shifted
 from funcgrad.inspect.drawing.png import to_png
 from funcgrad.inspect.drawing.style import node_size
 from funcgrad.inspect.drawing.svg import header_height, to_svg
+from funcgrad.inspect.grouping import Block, group_graph, trace_with_stacks
 
 __all__ = ["Diagram", "Drawing", "Edge", "Node", "draw", "draw_graph"]
 
@@ -116,8 +117,11 @@ def draw_graph(
     edge_labels: bool = True,
     title: str = "",
     engine: str = "auto",
+    level: int | None = None,
 ) -> Drawing:
-    """Draw a ``Graph`` (see ``draw`` for the options)."""
+    """Draw a ``Graph`` (see ``draw`` for the options; ``level`` groups ``graph``'s own equations, so
+    trace it under ``funcgrad.core.tracer.keeping_tracebacks`` to group by the code's calls and lines)."""
+    blocks = None if level is None else _blocks_at(graph, graph, level, title)
     diagram = build_diagram(
         graph,
         input_labels=input_labels,
@@ -125,8 +129,26 @@ def draw_graph(
         collapse=collapse,
         edge_labels=edge_labels,
         title=title,
+        blocks=blocks,
     )
     return Drawing(diagram, engine)
+
+
+def _blocks_at(drawn: Graph, forward: Graph, level: int, name: str) -> dict:
+    """``id(eqn) -> (block id, label)`` for the equations of ``drawn`` inside a block at depth ``level`` of
+    ``forward``'s grouping (``drawn`` is ``forward``, or a backward graph whose forward part it is)."""
+    if not isinstance(level, int) or level < 1:
+        raise ValueError(f"level must be a positive int (1: the top-level blocks), got {level!r}")
+    grouping = group_graph(forward, name)
+    mine = [e for e in drawn.eqns if not is_backward(e)][: len(forward.eqns)]
+    if [e.primitive for e in mine] != [e.primitive for e in forward.eqns]:
+        mine = []  # the gradient's graph re-traced the forward pass differently: draw its equations alone
+    blocks = {}
+    for e, f in zip(mine, forward.eqns):
+        item = grouping.item_at(f, level)
+        if isinstance(item, Block):
+            blocks[id(e)] = (item.id, item.label)
+    return blocks
 
 
 def draw(
@@ -136,6 +158,7 @@ def draw(
     argnums: int | Sequence[int] = 0,
     has_aux: bool = False,
     collapse: bool | int | Iterable[str] = False,
+    level: int | None = None,
     edge_labels: bool = True,
     title: str | None = None,
     engine: str = "auto",
@@ -150,6 +173,10 @@ def draw(
       collapse: ``False``: one node per equation; ``True``: one node per top-level scope (a nested
         ``jit`` call, a ``jax.named_scope``, a backward rule); an int: scopes to that depth; or the
         names of the scopes to collapse (``["linear"]`` collapses every ``jit(linear)`` call).
+      level: one box per block of ``funcgrad.explore``'s grouping at that depth (1: the block diagram
+        of the function's own code: its layers, modules, scopes, jitted calls, calls and lines;
+        2: one level inside them); equations outside any such block are drawn alone, and with
+        ``backward`` each backward rule is one box. Instead of ``collapse``.
       edge_labels: label each edge with the shape of the value it carries.
       title: a caption (default: the function's name).
       engine: ``"dot"`` (Graphviz), ``"python"`` (funcgrad's own layout) or ``"auto"`` (``dot`` if installed).
@@ -162,28 +189,35 @@ def draw(
     def run(*args, **kwargs) -> Drawing:
         nums = argnums_tuple(argnums, len(args), fun) if args else ()
         call = Call(fun, args, kwargs, nums, allow_int=True)
-        labels = _input_labels(fun, args, kwargs, call)
+        labels = input_labels(fun, args, kwargs, call)
+        if level is not None and collapse:
+            raise ValueError("draw: pass collapse= or level=, not both (level groups by the code's blocks)")
+        forward = None
+        if level is not None:  # group by the code's calls and lines: a trace that keeps them
+            forward = trace_with_stacks(Call(fun, args, kwargs, nums, allow_int=True)).graph
         if backward:
             graph = backward_graph(fun, argnums, has_aux)(*args, **kwargs)
         else:
-            graph = trace_call(call)[0]
+            graph = forward if forward is not None else trace_call(call)[0]
         name = title if title is not None else getattr(fun, "__name__", "")
+        blocks = None if forward is None else _blocks_at(graph, forward, level, name or "f")
         if backward and title is None:
             name = f"{name}: forward and backward"
-        return draw_graph(
+        diagram = build_diagram(
             graph,
             input_labels=labels,
             differentiated=call.wrt,
             collapse=collapse,
             edge_labels=edge_labels,
             title=name,
-            engine=engine,
+            blocks=blocks,
         )
+        return Drawing(diagram, engine)
 
     return run
 
 
-def _input_labels(fun, args, kwargs, call) -> list[str]:
+def input_labels(fun, args, kwargs, call) -> list[str]:
     """Argument names with pytree paths for each traced leaf: ``x``, ``w['l1']['W']``, ``train``."""
     names = arg_names(fun, len(args))
     paths = [p for p, _ in jax.tree_util.tree_flatten_with_path((tuple(args), kwargs))[0]]

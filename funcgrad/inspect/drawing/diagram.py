@@ -20,7 +20,7 @@ Edges carry the shape of the value flowing along them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from funcgrad.core.ir import Eqn, Graph, Var, type_str, var_names
 from funcgrad.inspect.backward_graph import cotangent_targets, is_backward
@@ -108,6 +108,7 @@ def build_diagram(
     collapse: bool | int | Iterable[str] = False,
     edge_labels: bool = True,
     title: str = "",
+    blocks: Mapping[int, tuple[str, str]] | None = None,
 ) -> Diagram:
     """Turn ``graph`` into a ``Diagram``.
 
@@ -120,13 +121,19 @@ def build_diagram(
         names: collapse only those scopes (``"linear"`` matches ``jit(linear)``).
       edge_labels: label edges with the shape of the value they carry.
       title: a caption.
+      blocks: ``id(eqn) -> (block id, label)`` for forward equations drawn as one box per block
+        (``funcgrad.inspect.grouping``, ``draw(level=...)``); the other forward equations are drawn alone,
+        backward ones one box per rule. Replaces ``collapse``.
     """
     names = var_names(graph)
     input_labels = list(input_labels) if input_labels is not None else [names[id(v)] for v in graph.inputs]
     differentiated = list(differentiated) if differentiated is not None else [True] * len(graph.inputs)
-    groups = _groups(graph.eqns, collapse)
+    groups = _groups(graph.eqns, collapse, blocks)
+    labels = {} if blocks is None else {key: label for key, label in blocks.values()}
     for _ in range(len(groups)):
-        diagram, cycle = _assemble(graph, groups, names, input_labels, differentiated, edge_labels, title)
+        diagram, cycle = _assemble(
+            graph, groups, names, input_labels, differentiated, edge_labels, title, labels, blocks
+        )
         if not cycle:
             return diagram
         # a collapsed group that both feeds and consumes another node cannot be one box: split it
@@ -134,11 +141,16 @@ def build_diagram(
     return diagram
 
 
-def _groups(eqns, collapse) -> list[list[Eqn]]:
+def _groups(eqns, collapse, blocks=None) -> list[list[Eqn]]:
     groups: list[list[Eqn]] = []
     last = None
     for e in eqns:
-        key = _group_key(e, collapse)
+        if blocks is None:
+            key = _group_key(e, collapse)
+        elif is_backward(e):
+            key = _group_key(e, True)  # one box per backward rule
+        else:
+            key = ("block", blocks[id(e)][0]) if id(e) in blocks else None
         if key is not None and key == last:
             groups[-1].append(e)
         else:
@@ -147,7 +159,7 @@ def _groups(eqns, collapse) -> list[list[Eqn]]:
     return groups
 
 
-def _assemble(graph, groups, names, input_labels, differentiated, edge_labels, title):
+def _assemble(graph, groups, names, input_labels, differentiated, edge_labels, title, labels=None, blocks=None):
     nodes: list[Node] = []
     edges: list[Edge] = []
     producer: dict[int, str] = {}
@@ -165,7 +177,8 @@ def _assemble(graph, groups, names, input_labels, differentiated, edge_labels, t
     for k, grp in enumerate(groups):
         nid = f"e{k}"
         group_of[nid] = grp
-        nodes.append(_group_node(nid, grp, names, rename))
+        block = blocks.get(id(grp[0])) if blocks and len(grp) > 1 and not is_backward(grp[0]) else None
+        nodes.append(_group_node(nid, grp, names, rename, None if block is None else labels[block[0]]))
         for e in grp:
             for v in e.outputs:
                 producer[id(v)] = nid
@@ -206,7 +219,7 @@ def _grad_target(graph, i, input_labels, differentiated) -> str:
     return diff[i - 1] if i - 1 < len(diff) else "?"
 
 
-def _group_node(nid: str, grp: list[Eqn], names, rename) -> Node:
+def _group_node(nid: str, grp: list[Eqn], names, rename, block_label: str | None = None) -> Node:
     first = grp[0]
     backward, parts = _scope_parts(first)
     out_types = ", ".join(type_str(v.type) for v in first.outputs)
@@ -226,6 +239,8 @@ def _group_node(nid: str, grp: list[Eqn], names, rename) -> Node:
         return Node(nid, kind, _short_label(first), sub, tip.strip(), 1)
     common = _common_prefix([_scope_parts(e)[1] for e in grp])  # a group shares at least its collapsed scope
     label = _pretty_scope(common[-1], rename) if common else first.primitive
+    if block_label is not None:  # a block of funcgrad.inspect.grouping: a layer, a call, a line of code
+        label = block_label
     prims = sorted({e.primitive for e in grp})
     tip = f"{'/'.join(common)}: {len(grp)} equations ({', '.join(prims)}) {where}"
     return Node(nid, kind, label, f"{len(grp)} eqns", tip.strip(), len(grp))
