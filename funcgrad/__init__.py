@@ -14,7 +14,8 @@ Public surface:
   * graphs: ``trace`` (function + example args -> ``Graph``), ``Graph``, ``Eqn``, ``Var``, ``Literal``
   * extension: ``defvjp``, ``defzero``, ``supported_primitives``
   * seeing backprop: ``tag``, ``backward_graph``, ``draw``, ``sensitivities``, ``module_jacobians``,
-    ``backprop_jacobians``, ``saved_residuals``, ``cost_report`` (docs/seeing_backprop.md)
+    ``backprop_jacobians``, ``saved_residuals``, ``cost_report``, ``explore`` (an interactive page of one
+    gradient computation: ``Exploration``) (docs/seeing_backprop.md)
   * checking and debugging: ``check_grads``, ``check_rule``, ``rule_coverage``, ``debug_nans``,
     ``check_differentiable`` (and its NaN-trap lint: ``enable_where_lint``, ``NaNTrapWarning``),
     ``testing.assert_grads_match`` (docs/debugging.md)
@@ -65,6 +66,7 @@ from funcgrad.errors import (
 from funcgrad.inspect.backward_graph import backward_graph
 from funcgrad.inspect.cost import cost_report
 from funcgrad.inspect.drawing import draw
+from funcgrad.inspect.explorer import Exploration, explore
 from funcgrad.inspect.jacobians import backprop_jacobians, module_jacobians
 from funcgrad.inspect.residuals import saved_residuals
 from funcgrad.inspect.sensitivities import sensitivities
@@ -140,6 +142,8 @@ __all__ = [
     "while_loop",
     "backward_graph",
     "draw",
+    "explore",
+    "Exploration",
     "sensitivities",
     "backprop_jacobians",
     "module_jacobians",
