@@ -15,10 +15,10 @@ PICTURES = {
     "fig2_average_loss": ["fig2_average_loss.svg"],
     "fig3_sgd_vs_gd": ["fig3_sgd_vs_gd.png"],
     "backprop_nonlinearity": ["backprop_nonlinearity.svg"],
-    "weighted_sum_fanout": ["weighted_sum_fanout.svg"],
+    "weighted_sum_fanout": ["weighted_sum_fanout.svg", "weighted_sum_fanout.html"],
     "functional_module_jacobian": ["functional_module.svg"],
     "multistage_jacobians": ["multistage.svg"],
-    "mynet": ["mynet_forward.svg", "mynet_backward.svg"],
+    "mynet": ["mynet_forward.svg", "mynet_backward.svg", "mynet_explorer.html"],
     "tensor_axes": ["tensor_axes.svg"],
     "transpose_reshape": ["transpose_reshape.svg"],
 }
@@ -37,7 +37,10 @@ def test_lecture_script(script, tmp_path, monkeypatch, capsys):
         picture = tmp_path / name
         assert picture.exists() and picture.stat().st_size > 1000, name
         head = picture.read_bytes()[:200]
-        assert (b"<svg" in head or b"<?xml" in head) if name.endswith(".svg") else head.startswith(b"\x89PNG")
+        if name.endswith(".html"):  # funcgrad.explore's page
+            assert head.startswith(b"<!DOCTYPE html>") or head.startswith(b"<!doctype html>"), head[:40]
+        else:
+            assert (b"<svg" in head or b"<?xml" in head) if name.endswith(".svg") else head.startswith(b"\x89PNG")
     assert "wrote" in capsys.readouterr().out
     sys.modules.pop("_common", None)
 

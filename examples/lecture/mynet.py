@@ -3,7 +3,8 @@
 PyTorch keeps parameters inside nn.Linear objects; here they are a plain pytree
 passed in, so the model is the lecture's G(x, w). The script checks funcgrad's
 gradient against JAX's, lists what the backward pass keeps, reports FLOPs, and
-draws the forward graph (each Linear collapsed into one box) and the backward graph.
+draws the forward graph (each Linear collapsed into one box) and the backward graph, and saves
+funcgrad.explore's interactive page of one gradient step (mynet_explorer.html).
 """
 
 import jax
@@ -79,6 +80,13 @@ def main(argv=None):
         out,
         "mynet_backward.svg",
     )
+    # the interactive page: the block diagram, every value and cotangent, the sweep step by step
+    ex = funcgrad.explore(loss)(params, image, label)
+    sens = funcgrad.sensitivities(loss)(params, image, label)
+    np.testing.assert_allclose(ex.cotangent("z1").mean, float(jnp.mean(sens["z1"])), rtol=1e-5, atol=1e-8)
+    print(ex)
+    path = ex.save(out / "mynet_explorer.html")
+    print(f"wrote {path} (open it in any browser, offline)")
     return {"grads": grads, "residual_bytes": residuals.total_bytes}
 
 

@@ -36,6 +36,14 @@ def main(argv=None):
         out,
         "weighted_sum_fanout.svg",
     )
+    # the explorer shows the same sum at z: one contribution per branch, in the sweep's order
+    ex = funcgrad.explore(cost, argnums=1)(w, z)
+    parts = [summary.mean for _, summary in ex.contributions("z")]
+    np.testing.assert_allclose(sorted(parts), sorted(float(w[i] * sens[f"s{i}"]) for i in range(3)), rtol=1e-5)
+    np.testing.assert_allclose(ex.cotangent("z").mean, float(fan_in), rtol=1e-5)
+    print("the explorer's contributions to dC/dz:", [f"{p:.4f}" for p in parts])
+    path = ex.save(out / "weighted_sum_fanout.html")
+    print(f"wrote {path} (step through the backward pass to see the three contributions add up at z)")
     return sens
 
 
