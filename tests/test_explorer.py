@@ -406,6 +406,65 @@ def test_vanishing_gradients_across_depth_are_flagged_where_they_happen():
     assert not [d for d in funcgrad.explore(loss)(ws, x).diagnostics if "gradient" in d.kind]
 
 
+def _rnn(scale: float, steps: int = 30):
+    w = jnp.asarray(scale * RNG.normal(size=(4, 4)), jnp.float32)
+    xs = jnp.asarray(RNG.normal(size=(steps, 4)), jnp.float32)
+
+    def rnn(w, xs, perturbation=None):
+        # with ``perturbation`` (steps, 4): h_t + p_t, whose jax.grad at p = 0 is dC/dh_t
+        ps = jnp.zeros_like(xs) if perturbation is None else perturbation
+
+        def step(h, x_p):
+            x, p = x_p
+            h = funcgrad.tag(jnp.tanh(w @ h + x), "h") + p
+            return h, h
+
+        h, _ = jax.lax.scan(step, jnp.zeros(4), (xs, ps))
+        return jnp.sum(h**2)
+
+    return rnn, w, xs
+
+
+def test_a_tag_in_a_loop_body_has_one_cotangent_per_iteration():
+    rnn, w, xs = _rnn(0.05)
+    ex = funcgrad.explore(rnn)(w, xs)
+    inner = ex.inner_cotangent("h")
+    want = np.asarray(jax.grad(rnn, argnums=2)(w, xs, jnp.zeros_like(xs)), np.float64)  # dC/dh_t, every t
+    assert inner.summary.shape == want.shape == (30, 4)
+    np.testing.assert_allclose(inner.per_iteration, np.linalg.norm(want, axis=1), rtol=1e-4, atol=1e-30)
+    for stat in ("mean", "std", "min", "max", "l2"):
+        np.testing.assert_allclose(getattr(inner.summary, stat), getattr(ex.cotangent("h"), stat), rtol=0)
+    np.testing.assert_allclose(inner.summary.l2, np.linalg.norm(want), rtol=1e-4)
+    np.testing.assert_allclose(inner.summary.mean, want.mean(), rtol=1e-4, atol=1e-9)
+    # small recurrent weights: dC/dh_t shrinks geometrically going back in time, and is flagged at the scan
+    (flagged,) = [d for d in ex.diagnostics if d.kind == "vanishing gradient"]
+    assert flagged.eqn.primitive == "scan" and flagged.var is inner.var and flagged.amount < diag.DEPTH_RATIO
+    # the page carries the same numbers, complete once the scan's rule has run
+    entry = ex.data()["values"][ex.index.value_ids[id(inner.var)]]
+    assert entry["ctIter"] == pytest.approx(list(inner.per_iteration))
+    assert ex.steps[entry["ctStep"]].eqn is inner.holder
+    # recurrent weights of norm about 1 over a short sequence: nothing vanishes
+    rnn, w, xs = _rnn(0.5, steps=6)
+    assert not [d for d in funcgrad.explore(rnn)(w, xs).diagnostics if "gradient" in d.kind]
+
+
+def test_tags_in_branches_and_checkpoints_have_their_cotangents():
+    def loss(w, x):
+        y = jax.lax.cond(jnp.sum(x) > 0, lambda a: funcgrad.tag(jnp.sin(a * w), "taken"), lambda a: a, x)
+        z = jax.checkpoint(lambda a: funcgrad.tag(jnp.cos(a), "inside") ** 2)(y)
+        return jnp.sum(z)
+
+    w, x = jnp.float32(0.7), jnp.abs(jnp.asarray(RNG.normal(size=(5,)), jnp.float32))
+    ex = funcgrad.explore(loss)(w, x)
+    sens = funcgrad.sensitivities(loss)(w, x)
+    for label in ("taken", "inside"):
+        inner = ex.inner_cotangent(label)
+        assert inner.per_iteration is None  # one value, not one per iteration
+        np.testing.assert_allclose(inner.summary.l2, np.linalg.norm(sens[label]), rtol=1e-5)
+    with pytest.raises(KeyError, match="those reached are"):
+        ex.inner_cotangent("nowhere")
+
+
 def test_the_first_nan_forward_and_backward_is_found_at_its_equation():
     def forward_nan(w, x):
         s = x @ w

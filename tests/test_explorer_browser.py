@@ -19,7 +19,7 @@ import pytest
 
 import funcgrad
 from funcgrad.inspect.explorer import diagnostics as diag
-from tests.test_explorer import IMAGE, MYNET, PARAMS, _transformer
+from tests.test_explorer import IMAGE, MYNET, PARAMS, _rnn, _transformer
 
 CHROMIUM = "/usr/bin/chromium"
 DRIVER = "/usr/bin/chromedriver"
@@ -88,7 +88,10 @@ def pages(tmp_path_factory):
     mynet = funcgrad.explore(MYNET.loss)(PARAMS, IMAGE, 3)
     fun, params, x = _transformer()
     block = funcgrad.explore(fun)(params, x)
+    rnn, w, xs = _rnn(0.05)
+    loop = funcgrad.explore(rnn)(w, xs)
     return {
+        "rnn": (loop, loop.save(out / "rnn.html"), rnn, w, xs),
         "mynet": (mynet, mynet.save(out / "mynet.html")),
         "transformer": (block, block.save(out / "transformer.html"), fun, params, x),
     }
@@ -208,3 +211,22 @@ def test_pages_work_offline_with_no_requests(browser, pages):
     urls = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert urls == []
     assert driver.execute_script("return document.querySelector('.fg-explorer').explorer !== undefined")
+
+
+def test_a_loop_bodys_tag_shows_its_cotangent_per_iteration_in_chromium(browser, pages):
+    ex, path, rnn, w, xs = pages["rnn"]
+    driver = browser.open(path)
+    assert errors(driver) == []
+    # the scan is one box; clicking it selects it, clicking again opens its body, where the tag h is
+    css(driver, 'g.fg-node[data-kind="body"][data-label="scan"]')[0].click()
+    css(driver, 'g.fg-node[data-kind="body"][data-label="scan"]')[0].click()
+    assert crumbs(driver)[-1] == "scan" and {"tanh", "h"} <= set(node_labels(driver))
+    css(driver, 'g.fg-node[data-kind="tag"][data-label="h"]')[0].click()
+    table = step_until_cotangent(driver, len(ex.steps) + 1)
+    stacked = funcgrad.sensitivities(rnn)(w, xs)["h"]  # (30, 4): dC/dh_t for every t
+    assert_table_matches(table, stacked)
+    (bars,) = css(driver, ".fg-selection svg.fg-iterations")
+    assert len(bars.find_elements("css selector", "rect")) == len(xs)  # one bar per iteration (none is 0)
+    # the vanishing gradient over the iterations is listed with the diagnostics
+    assert any("over the iterations of a loop" in d.text for d in css(driver, ".fg-diag"))
+    assert errors(driver) == []

@@ -42,5 +42,7 @@ def test_quickstart_notebook_runs(monkeypatch):
     assert 0.5 < accuracy <= 1.0  # three epochs already beat chance (0.1) by far
     # funcgrad.explore's page, inline (an iframe holding the whole page) with the lecture's blocks
     assert "<funcgrad Exploration of loss:" in text
-    (page,) = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    (page,) = [
+        o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})
+    ]
     assert page.startswith("<iframe") and "fg-explorer" in page and "&quot;m0&quot;" in page

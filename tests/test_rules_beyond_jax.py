@@ -113,4 +113,3 @@ def test_pad_differentiated_in_its_padding_value_alone(config):
     want = jax.grad(lambda x, v: jnp.sum(weights * lax.pad(x, v, config)), argnums=(0, 1))(x, 0.5)
     np.testing.assert_allclose(both[1], want[1], rtol=1e-6)
     np.testing.assert_allclose(both[1], jnp.sum(weights * padded), rtol=1e-6)
-

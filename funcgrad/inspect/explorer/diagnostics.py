@@ -11,6 +11,9 @@
   program order (the depth of the network; single equations, such as the loss's mean, are left out).
   Flagged as vanishing where it is below ``DEPTH_RATIO`` times the norm at the last block (the one
   nearest the cost), exploding where above 1 / ``DEPTH_RATIO`` times.
+* **Across a loop's iterations**: the same, for dC/dz_t of a tag inside a scan or fori_loop body
+  (one norm per iteration t): flagged where the smallest is below ``DEPTH_RATIO`` times the largest
+  (vanishing when the small one comes first: the early steps get almost no gradient).
 * **First NaN/Inf**: the first equation, in program order, whose outputs hold NaN or Inf while its
   inputs are finite (forward), and the first rule, in the sweep's order, that makes a non-finite
   cotangent from finite ones (backward).
@@ -136,6 +139,28 @@ def depth(items: list, norms: list[float | None], labels: list[str]) -> list[Dia
                 f"({last:.3g}), the block nearest the cost"
             )
             found.append(Diagnostic(kind, "warning", message, block=item, amount=ratio))
+    return found
+
+
+def iterations(inner: list) -> list[Diagnostic]:
+    """Vanishing or exploding gradients across a loop's iterations: dC/dz_t of a tag inside a scan or
+    fori_loop body (``loops.InnerCotangent``) whose norm at some t is below ``DEPTH_RATIO`` (or above
+    its inverse) times the largest (smallest) over the iterations."""
+    found = []
+    for c in inner:
+        norms = [n for n in (c.per_iteration or ()) if n > 0]
+        if len(norms) < 2:
+            continue
+        lo, hi = min(norms), max(norms)
+        if lo / hi >= DEPTH_RATIO:
+            continue
+        t_lo, t_hi = c.per_iteration.index(lo), c.per_iteration.index(hi)
+        kind = "vanishing gradient" if t_lo < t_hi else "exploding gradient"
+        message = (
+            f"{kind} over the iterations of a loop: |dC/d{c.var.label}_t| is {hi:.3g} at t = {t_hi} and "
+            f"{lo:.3g} at t = {t_lo} (a ratio of {lo / hi:.2g})"
+        )
+        found.append(Diagnostic(kind, "warning", message, eqn=c.holder, var=c.var, amount=lo / hi))
     return found
 
 

@@ -16,6 +16,7 @@ from funcgrad.inspect.explorer import diagnostics as diag
 from funcgrad.inspect.explorer import memory
 from funcgrad.inspect.explorer.flow import Flow
 from funcgrad.inspect.explorer.layout import lay_out
+from funcgrad.inspect.explorer.loops import InnerCotangent, inner_cotangents
 from funcgrad.inspect.explorer.page import iframe, page_data, page_html
 from funcgrad.inspect.explorer.recording import Recording, record
 from funcgrad.inspect.explorer.stats import Summary
@@ -66,8 +67,9 @@ def explore(
         call = Call(fun, args, kwargs, nums, allow_int=True)
         traced = trace_with_stacks(call)
         recording = record(call, traced, fun, has_aux)
+        inner = inner_cotangents(traced.graph, traced.out_tree, call, fun, has_aux)
         labels = input_labels(fun, args, kwargs, call)
-        return Exploration(recording, call.wrt, labels, title or fun_name(fun), layout, budget)
+        return Exploration(recording, call.wrt, labels, title or fun_name(fun), layout, budget, inner)
 
     return run
 
@@ -81,8 +83,19 @@ class Exploration:
     order), ``diagnostics``, ``grouping`` (the blocks), ``norm(item)`` and ``kept_bytes(item)``.
     """
 
-    def __init__(self, recording: Recording, wrt, labels, title: str, layout: str = "auto", budget: int = 15):
+    def __init__(
+        self,
+        recording: Recording,
+        wrt,
+        labels,
+        title: str,
+        layout: str = "auto",
+        budget: int = 15,
+        inner: dict[int, InnerCotangent] | None = None,
+    ):
         self.recording = recording
+        # dC/dz of the tags inside loop bodies (one per iteration), branches and checkpoints (``loops``)
+        self.inner: dict[int, InnerCotangent] = dict(inner or {})
         self.title = title
         graph = recording.graph
         self.names = var_names(graph)
@@ -103,6 +116,7 @@ class Exploration:
             self.depth_items, [self.norms.get(id(b)) for b in self.depth_items], [b.label for b in self.depth_items]
         )
         found += diag.non_finite(graph, self.names, recording)
+        found += diag.iterations(list(self.inner.values()))
         self.diagnostics: list[diag.Diagnostic] = found
         self.builder = ViewBuilder(self.grouping, labels, wrt, budget)
         self.views = self.builder.build()
@@ -143,8 +157,23 @@ class Exploration:
         return self.recording.value.get(id(self.var(name)))
 
     def cotangent(self, name: str) -> Summary | None:
-        """The ``Summary`` of dC/d``name`` (None where no gradient reaches it)."""
+        """The ``Summary`` of dC/d``name`` (None where no gradient reaches it); for a tag inside a loop
+        body, of dC/dz_t stacked over the iterations t (``inner_cotangent`` has each iteration's norm)."""
+        top_labels = {v.label for v in (*self.graph.inputs, *(v for e in self.graph.eqns for v in e.outputs))}
+        if name not in top_labels and any(f.var.label == name for f in self.inner.values()):
+            return self.inner_cotangent(name).summary  # a user's tag before a letter funcgrad.trace prints
         return self.recording.ct.get(id(self.var(name)))
+
+    def inner_cotangent(self, label: str) -> InnerCotangent:
+        """dC/dz of the tag labelled ``label`` inside a nested program (a scan or fori_loop body: one
+        per iteration, with ``per_iteration`` norms; a cond branch; a checkpoint body)."""
+        for found in self.inner.values():
+            if found.var.label == label:
+                return found
+        raise KeyError(
+            f"no tag inside a loop body, branch or checkpoint is labelled {label!r}; those reached are "
+            f"{sorted(f.var.label for f in self.inner.values())} (tags in while loops and custom rules are not)"
+        )
 
     def contributions(self, name: str) -> list[tuple[int, Summary]]:
         """(backward step, Summary) of each contribution to dC/d``name`` (``recording.SEED`` for the seed)."""

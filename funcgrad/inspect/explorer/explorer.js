@@ -362,11 +362,15 @@
   Explorer.prototype.valueInfo = function (box, v) {
     var val = this.d.values[v], wrap = el("div", {class: "fg-value", "data-value": v}, box);
     el("h3", {}, wrap, val.name + "  " + val.type);
-    if (!val.s) { el("div", {class: "fg-muted"}, wrap, "no numbers (inside a nested program, or not an array)"); return; }
-    if (this.valueKnown(v)) this.summary(wrap, "value", val.s, "#4c6ef5");
+    if (!val.s && !val.ct) { el("div", {class: "fg-muted"}, wrap, "no numbers (inside a nested program, or not an array)"); return; }
+    if (!val.s) el("div", {class: "fg-muted"}, wrap, val.ctIter ? "inside a loop body: one value per iteration" : "inside a nested program");
+    else if (this.valueKnown(v)) this.summary(wrap, "value", val.s, "#4c6ef5");
     else el("div", {class: "fg-muted"}, wrap, "not computed yet");
-    el("h3", {}, wrap, "dC/d" + val.name);
-    if (this.ctKnown(v)) this.summary(wrap, "ct", val.ct, "#e8590c");
+    el("h3", {}, wrap, "dC/d" + val.name + (val.ctIter ? "_t, every iteration t" : ""));
+    if (this.ctKnown(v)) {
+      this.summary(wrap, "ct", val.ct, "#e8590c");
+      if (val.ctIter) this.iterations(wrap, val.ctIter);
+    }
     else if (!val.ct) el("div", {class: "fg-muted"}, wrap, val.active ? "no gradient reaches it" :
       "not differentiated: it depends on no differentiated argument, so the sweep computes no cotangent for it");
     else if (this.t < this.F) el("div", {class: "fg-muted ct-pending"}, wrap, "computed by the backward pass");
@@ -374,6 +378,16 @@
       var k = this.t - this.F, got = (val.parts || [[val.ctStep]]).filter(function (p) { return p[0] <= k; }).length;
       el("div", {class: "fg-muted ct-pending"}, wrap, "not complete yet: " + got + " of " + (val.parts ? val.parts.length : 1) + " contributions so far");
     }
+  };
+
+  // |dC/dz_t| for each iteration t of a loop: the vanishing-gradient picture of an RNN
+  Explorer.prototype.iterations = function (parent, norms) {
+    var svg = el("svg:svg", {width: 240, height: 48, class: "fg-iterations"}, parent);
+    this.bars(svg, norms.map(function (n) { return n || 0; }), 0, 0, 240, 36, "#e8590c");
+    el("svg:text", {x: 0, y: 47, "font-size": 9, fill: "#868e96"}, svg, "t = 0");
+    el("svg:text", {x: 240, y: 47, "font-size": 9, fill: "#868e96", "text-anchor": "end"}, svg, "t = " + (norms.length - 1));
+    el("div", {class: "fg-muted"}, parent, "|dC/dz_t|₂ per iteration: " + fmt(norms[0]) + " at t = 0, " +
+      fmt(norms[norms.length - 1]) + " at t = " + (norms.length - 1));
   };
 
   Explorer.prototype.summary = function (parent, which, s, colour) {

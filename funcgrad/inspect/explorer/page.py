@@ -31,7 +31,7 @@ def page_data(x) -> dict:
 
     Keys: ``title``, ``engine`` (the layout's), ``root`` (the top view), ``values`` (per value: name,
     type, summary ``s`` of the value and ``ct`` of its cotangent, ``ctStep`` the backward step after
-    which that is complete, ``parts`` the summaries of a fan-out's contributions, ``from`` the
+    which that is complete, ``ctIter`` each iteration's |dC/dz_t| for a tag in a loop body, ``parts`` the summaries of a fan-out's contributions, ``from`` the
     equation making it), ``eqns`` (text, where, rule maths, enclosing blocks ``path``, forward and
     backward step), ``blocks``, ``views`` (nodes, edges, clusters, layout), ``forward`` and
     ``backward`` (the steps), ``diagnostics``, ``depth`` (gradient norm and kept bytes of the top
@@ -45,6 +45,7 @@ def page_data(x) -> dict:
     active = rec.backward.activity.is_active  # depends on a differentiated argument: the sweep reaches it
     graph = rec.graph
     top = {id(v) for v in (*graph.inputs, *graph.constvars, *(v for e in graph.eqns for v in e.outputs))}
+    backward_at = {id(s.eqn): s.index for s in rec.steps}
     values = []
     for k, var in enumerate(index.vars):
         entry = {"name": index.value_names[k], "type": type_str(var.type), "from": producer.get(id(var))}
@@ -56,12 +57,19 @@ def page_data(x) -> dict:
         if ct is not None:
             entry["ct"] = ct.to_json()
             entry["ctStep"] = rec.ct_step[id(var)]
+        inner = x.inner.get(id(var))
+        if inner is not None and id(inner.holder) in backward_at:
+            # a tag inside a nested program: its cotangent is complete once the holding equation's rule ran
+            entry["ct"] = inner.summary.to_json()
+            entry["ctStep"] = backward_at[id(inner.holder)]
+            entry["active"] = True
+            if inner.per_iteration is not None:
+                entry["ctIter"] = [_num(n) for n in inner.per_iteration]
         parts = rec.parts.get(id(var), [])
         if len(parts) > 1:
             entry["parts"] = [[step, s.to_json() if s is not None else None] for step, s in parts]
         values.append(entry)
     forward_at = {id(e): k for k, e in enumerate(rec.graph.eqns)}
-    backward_at = {id(s.eqn): s.index for s in rec.steps}
     eqns = []
     for k, eqn in enumerate(index.eqns):
         names = lambda atoms: " ".join(_atom(a, index) for a in atoms)  # noqa: E731
