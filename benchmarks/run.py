@@ -7,6 +7,8 @@ Usage (from the repository root; needs the ``bench`` extra: ``pip install -e .[b
 
 Only the part of RESULTS.md between the ``BEGIN/END GENERATED`` markers is
 replaced; the hand-written analysis around it is kept.
+
+PyTorch, torch.compile, HIPS autograd and Equinox are timed each in its own process by ``python -m benchmarks.peers``.
 """
 
 from __future__ import annotations
@@ -25,27 +27,7 @@ from benchmarks.workloads import make_workloads
 
 BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
 TARGETS = {"jit": 1.02, "first call": 1.5, "eager": 1.0, "peak memory": 1.05}
-COMPARED = [("funcgrad jit", "jax jit"), ("funcgrad eager", "jax eager"), ("torch eager",), ("autograd",)]
-
-
-def _optional_steps(w):
-    """(name, (step, grads)) for PyTorch and HIPS autograd, where installed."""
-    found = []
-    try:
-        from benchmarks.torch_workloads import torch_step
-
-        found.append(("torch eager", torch_step(w)))
-    except ImportError:
-        print("  (torch not installed: pip install -e .[bench])", file=sys.stderr)
-    try:
-        from benchmarks.autograd_workloads import autograd_step
-
-        step = autograd_step(w)
-        if step is not None:
-            found.append(("autograd", step))
-    except ImportError:
-        print("  (autograd not installed: pip install -e .[bench])", file=sys.stderr)
-    return found
+COMPARED = [("funcgrad jit", "jax jit"), ("funcgrad eager", "jax eager")]
 
 
 def _max_rel_err(got, want) -> float:
@@ -74,13 +56,8 @@ def bench_workload(w, quick: bool) -> dict:
             "funcgrad eager": lambda: funcgrad.grad(w.loss),
         }
     steps = {k: (lambda g: lambda: g(*args))(make()) for k, make in steps.items()}
-    for name, (step, grads) in _optional_steps(w):
-        step()
-        res["errors"][name] = _max_rel_err(grads(), {k: want[k] for k in w.params})
-        steps[name] = step
     print(f"[{w.name}] timing {', '.join(steps)}", file=sys.stderr)
-    # funcgrad and jax.grad are timed against each other (alternating), each baseline on its own:
-    # a method that always ran right after PyTorch (whose threads keep spinning) would be penalised.
+    # funcgrad and jax.grad of the same mode are timed against each other (alternating).
     res["steady"] = {}
     for group in COMPARED:
         found = {name: steps[name] for name in group if name in steps}
@@ -104,7 +81,7 @@ def bench_workload(w, quick: bool) -> dict:
 
 
 def _steady_section(results) -> str:
-    cols = ["funcgrad jit", "jax jit", "funcgrad eager", "jax eager", "torch eager", "autograd"]
+    cols = ["funcgrad jit", "jax jit", "funcgrad eager", "jax eager"]
     rows = []
     for r in results:
         s = r["steady"]
@@ -115,14 +92,14 @@ def _steady_section(results) -> str:
             if "funcgrad eager" in s
             else "unsupported"
         )
-        te = report.ratio(s["torch eager"]["median"], s["jax eager"]["median"]) if "torch eager" in s else "–"
-        rows.append([f"{r['workload'].name}: {r['workload'].description}", *cells, fj, fe, te])
-    head = ["workload", *[f"{c} ms" for c in cols], "funcgrad/jax (jit)", "funcgrad/jax (eager)", "torch/jax (eager)"]
+        rows.append([f"{r['workload'].name}: {r['workload'].description}", *cells, fj, fe])
+    head = ["workload", *[f"{c} ms" for c in cols], "funcgrad/jax (jit)", "funcgrad/jax (eager)"]
     n = min(min(v["n"] for v in r["steady"].values()) for r in results)
     note = (
         f"Median [25th–75th percentile] of one gradient step (forward and backward pass, the gradient of every parameter), "
         f"in milliseconds, over at least {n} runs after 2 warm-up calls; funcgrad and jax.grad of the same mode "
-        "are timed alternately (one call each per round, order swapping), PyTorch and autograd on their own."
+        "are timed alternately (one call each per round, order swapping). PyTorch, HIPS autograd and Equinox: "
+        "`python -m benchmarks.peers` (each in its own process)."
     )
     return note + "\n\n" + report.table(head, rows)
 
@@ -212,11 +189,11 @@ def _errors_section(results) -> str:
     rows = [
         [
             r["workload"].name,
-            *[f"{r['errors'][k]:.1e}" if k in r["errors"] else "–" for k in ("funcgrad", "torch eager", "autograd")],
+            f"{r['errors']['funcgrad']:.1e}" if "funcgrad" in r["errors"] else "–",
         ]
         for r in results
     ]
-    return report.table(["workload", "funcgrad", "torch", "autograd"], rows)
+    return report.table(["workload", "funcgrad"], rows)
 
 
 def markdown(results, info, load_before, load_after, command, scaling_md) -> str:
@@ -288,7 +265,12 @@ def main(argv=None) -> None:
     parser.add_argument("--no-scaling", action="store_true", help="skip the graph-size scaling measurement")
     parser.add_argument("--out", default=str(pathlib.Path(__file__).with_name("RESULTS.md")))
     parser.add_argument("--no-write", action="store_true", help="print the tables instead of writing RESULTS.md")
-    parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads for the saved-tensor count (torch timings: benchmarks.peers --threads)",
+    )
     opts = parser.parse_args(argv)
     if opts.torch_threads is not None:
         import torch

@@ -1,8 +1,10 @@
-"""The workloads of ``benchmarks.workloads`` in PyTorch (eager, CPU), same math, same numbers.
+"""The workloads of ``benchmarks.workloads`` in PyTorch (eager or ``torch.compile``), same math, same numbers.
 
 ``torch_step(workload)`` returns ``(step, grads)``: ``step()`` runs forward and
 backward once and returns the loss; ``grads()`` the parameter gradients as NumPy
-arrays (used to check that the two versions agree before timing them).
+arrays (used to check that the two versions agree before timing them). Only
+``workload.name``, ``.params`` and ``.batch`` (NumPy arrays) are read, so this
+module never imports JAX: ``benchmarks.peer_worker`` runs it in a process of its own.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def transformer_mse(p, x, heads=4):
     split = lambda t: t.reshape(b, s, heads, d // heads).transpose(1, 2)
     q, k, v = split(h @ p["Wq"]), split(h @ p["Wk"]), split(h @ p["Wv"])
     scores = q @ k.transpose(-1, -2) / float(np.sqrt(d // heads))
-    mask = torch.tril(torch.ones(s, s, dtype=torch.bool))
+    mask = torch.tril(torch.ones(s, s, dtype=torch.bool, device=x.device))
     probs = torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1)
     x = x + (probs @ v).transpose(1, 2).reshape(b, s, d) @ p["Wo"]
     h = _layer_norm(x, p["ln2_scale"], p["ln2_bias"])
@@ -64,16 +66,17 @@ def transformer_mse(p, x, heads=4):
 LOSSES = {"A1": mynet_mse, "A128": mynet_xent, "B": mlp_xent, "C": cnn_xent, "D": transformer_mse}
 
 
-def _tensor(a):
+def _tensor(a, device="cpu"):
     t = torch.from_numpy(np.ascontiguousarray(a))
-    return t.long() if t.dtype == torch.int32 else t
+    return (t.long() if t.dtype == torch.int32 else t).to(device)
 
 
-def torch_step(workload):
-    """(step, grads) for ``workload`` in PyTorch eager mode."""
-    loss = LOSSES[workload.name]
-    params = {k: _tensor(v).requires_grad_(True) for k, v in workload.params.items()}
-    batch = [_tensor(b) for b in workload.batch]
+def torch_step(workload, device: str = "cpu", compile: bool = False):
+    """(step, grads) for ``workload`` in PyTorch on ``device``: eager, or the loss under ``torch.compile``
+    (autograd then runs the backward graph that AOTAutograd compiled with it)."""
+    loss = torch.compile(LOSSES[workload.name]) if compile else LOSSES[workload.name]
+    params = {k: _tensor(v, device).requires_grad_(True) for k, v in workload.params.items()}
+    batch = [_tensor(b, device) for b in workload.batch]
 
     def step():
         for t in params.values():
@@ -83,7 +86,7 @@ def torch_step(workload):
         return out
 
     def grads():
-        return {k: t.grad.numpy().copy() for k, t in params.items()}
+        return {k: t.grad.cpu().numpy().copy() for k, t in params.items()}
 
     return step, grads
 
