@@ -169,7 +169,9 @@ def _jax_peer(peer: str, w):
     def step():
         return jax.block_until_ready(f(params, *batch))
 
-    threads = f"XLA default ({os.cpu_count()} cores)"
+    device = jax.devices()[0]
+    versions["device"] = "cpu" if device.platform == "cpu" else device.device_kind
+    threads = f"XLA default ({os.cpu_count()} cores)" if device.platform == "cpu" else f"XLA on {device.device_kind}"
     return step, lambda out: out[1], threads, versions
 
 
@@ -182,12 +184,16 @@ def _torch_peer(peer: str, w, threads):
         torch.set_num_threads(threads)
     from benchmarks.torch_workloads import torch_step
 
-    raw, grads = torch_step(w, device="cpu", compile=peer == "torch.compile")
+    # FUNCGRAD_TORCH_DEVICE=cuda (benchmarks/gpu.sh, where torch sees a GPU); default the CPU
+    device = os.environ.get("FUNCGRAD_TORCH_DEVICE", "cpu")
+    raw, grads = torch_step(w, device=device, compile=peer == "torch.compile")
 
     def step():
-        return raw().item()
+        return raw().item()  # .item() waits for the device
 
     found = f"{torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op"
+    if device != "cpu":
+        found = f"torch on {torch.cuda.get_device_name()}" if device.startswith("cuda") else f"torch on {device}"
     return step, lambda out: grads(), found, {"torch": torch.__version__}
 
 

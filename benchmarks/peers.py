@@ -87,14 +87,14 @@ def run_worker(peer: str, data: str, quick: bool, threads=None, timeout=None) ->
     return record
 
 
-def rows(names, quick: bool, threads=None) -> list[dict]:
+def rows(names, quick: bool, threads=None, peers=peer_worker.PEERS) -> list[dict]:
     found = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             data = os.path.join(tmp, f"{name}.npz")
             peer_worker.save_data(name, data)
             records = {}
-            for peer in peer_worker.PEERS:
+            for peer in peers:
                 print(f"[{name}] {peer}", file=sys.stderr, flush=True)
                 records[peer] = run_worker(peer, data, quick, threads)
                 r = records[peer]
@@ -127,8 +127,14 @@ def _median(records, peer):
     return r["median_s"] if r.get("status") == "ok" else None
 
 
+def _jax_devices(found: list[dict]) -> str:
+    """What the JAX workers ran on (their ``device`` field), e.g. ``cpu`` or ``NVIDIA H200``."""
+    seen = sorted({d for w in found for r in w["records"].values() if (d := r.get("versions", {}).get("device"))})
+    return ", ".join(seen) or "no JAX worker ran"
+
+
 def table(found: list[dict], command: str) -> str:
-    peers = peer_worker.PEERS
+    peers = [p for p in peer_worker.PEERS if all(p in w["records"] for w in found)]  # those run (--peers)
     fg_peers = [p for p in peers if p not in ("funcgrad jit", "funcgrad eager")]
     main_rows, fg_rows, detail = [], [], []
     loads = []
@@ -136,7 +142,7 @@ def table(found: list[dict], command: str) -> str:
         rec = w["records"]
         base = _median(rec, BASELINE)
         main_rows.append([w["name"], *[cell(rec[p], base) for p in peers]])
-        for fg in ("funcgrad jit", "funcgrad eager"):
+        for fg in [p for p in ("funcgrad jit", "funcgrad eager") if p in peers]:
             mine = _median(rec, fg)
             ratios = [report.ratio(mine, _median(rec, p)) if mine and _median(rec, p) else "–" for p in fg_peers]
             fg_rows.append([w["name"], fg, *ratios])
@@ -171,7 +177,8 @@ def table(found: list[dict], command: str) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     intro = (
         f"Command: `{command}`  \n"
-        f"Machine: {report.cpu_model()}, {os.cpu_count()} cores, CPU only; Python {platform.python_version()}; {now}  \n"
+        f"Machine: {report.cpu_model()}, {os.cpu_count()} cores; JAX on {_jax_devices(found)}; "
+        f"Python {platform.python_version()}; {now}  \n"
         f"1-minute load average when each worker started: {min(loads):.2f}–{max(loads):.2f} "
         f"(machine load after the run, 1/5/15 min: {report.load_average()})\n\n"
         "Median ms of one training step (forward and backward, the gradient of every parameter), each peer in "
@@ -218,16 +225,28 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="0.3 s of timed calls per peer instead of 2 s")
     parser.add_argument("--threads", type=int, default=None, help="torch / BLAS threads for every worker")
     parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/RESULTS.md alone")
+    parser.add_argument("--peers", default=None, help="comma-separated peers (default: all of peer_worker.PEERS)")
+    parser.add_argument(
+        "--section", default=SECTION, help="the RESULTS.md section written (benchmarks/gpu.sh: GPU PEERS)"
+    )
+    parser.add_argument("--heading", default=HEADING, help="that section's heading, the first time it is written")
+    parser.add_argument("--out", default=None, help="write the table to this file instead of benchmarks/RESULTS.md")
     opts = parser.parse_args(argv)
+    peers = peer_worker.PEERS if opts.peers is None else tuple(p.strip() for p in opts.peers.split(","))
+    for p in peers:
+        if p not in peer_worker.PEERS:
+            parser.error(f"unknown peer {p!r}; the peers: {', '.join(peer_worker.PEERS)}")
     command = "python -m benchmarks.peers " + " ".join(argv if argv is not None else sys.argv[1:])
     names = opts.workloads.split(",")
     for n in names:
         if n not in peer_worker.WORKLOADS:
             parser.error(f"unknown workload {n!r}")
-    block = table(rows(names, opts.quick, opts.threads), command.strip())
+    block = table(rows(names, opts.quick, opts.threads, peers), command.strip())
     print(block)
-    if not opts.no_write:
-        report.write_section(SECTION, HEADING, block)
+    if opts.out is not None:
+        pathlib.Path(opts.out).write_text(block + "\n")
+    elif not opts.no_write:
+        report.write_section(opts.section, opts.heading, block)
 
 
 if __name__ == "__main__":

@@ -69,3 +69,36 @@ def test_steady_state_times_every_step_interleaved():
     assert stats["a"]["n"] == stats["b"]["n"] == 10
     assert calls.count("a") == calls.count("b") == 11
     assert calls[2:4] == ["a", "b"] and calls[4:6] == ["b", "a"]  # the order rotates each round
+
+
+def test_gpu_script_runs_in_cpu_mode(tmp_path):
+    # benchmarks/gpu.sh is what a lent GPU machine runs in one call; FUNCGRAD_BENCH_CPU=1 runs it here
+    import os
+    import pathlib
+    import subprocess
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "FUNCGRAD_BENCH_CPU": "1",
+        "FUNCGRAD_BENCH_WORKLOADS": "A1",
+        "FUNCGRAD_BENCH_PEERS": "jax jit,funcgrad eager",
+        "OUT": str(tmp_path),
+        "PYTHONPATH": str(root),
+    }
+    proc = subprocess.run(
+        ["bash", str(root / "benchmarks" / "gpu.sh")], env=env, cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "JAX backend: cpu" in proc.stdout
+    table = (tmp_path / "gpu_peers.md").read_text()
+    assert "JAX on cpu" in table and "| A1 |" in table and "funcgrad eager" in table
+    row = next(line for line in table.splitlines() if line.startswith("| A1 |"))
+    assert "(1.00)" in row  # jax jit, the baseline, ran
+    # without FUNCGRAD_BENCH_CPU on a machine without a GPU it refuses: figures labelled GPU come from one
+    env.pop("FUNCGRAD_BENCH_CPU")
+    env["JAX_PLATFORMS"] = "cpu"
+    refused = subprocess.run(
+        ["bash", str(root / "benchmarks" / "gpu.sh")], env=env, cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 2 and "JAX sees no GPU" in refused.stderr
