@@ -226,7 +226,9 @@ def test_a_loop_bodys_tag_shows_its_cotangent_per_iteration_in_chromium(browser,
     stacked = funcgrad.sensitivities(rnn)(w, xs)["h"]  # (30, 4): dC/dh_t for every t
     assert_table_matches(table, stacked)
     (bars,) = css(driver, ".fg-selection svg.fg-iterations")
-    assert len(bars.find_elements("css selector", "rect")) == len(xs)  # one bar per iteration (none is 0)
+    # one bar per iteration whose gradient is not 0 (the earliest ones can underflow in float32)
+    nonzero = sum(1 for n in ex.inner_cotangent("h").per_iteration if n > 0)
+    assert nonzero > len(xs) // 2 and len(bars.find_elements("css selector", "rect")) == nonzero
     # the vanishing gradient over the iterations is listed with the diagnostics
     assert any("over the iterations of a loop" in d.text for d in css(driver, ".fg-diag"))
     assert errors(driver) == []
