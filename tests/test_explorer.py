@@ -466,6 +466,24 @@ def test_tags_in_branches_and_checkpoints_have_their_cotangents():
         ex.inner_cotangent("nowhere")
 
 
+def test_a_tag_in_a_while_loop_says_why_it_has_no_numbers():
+    def loss(w, x):
+        def body(c):  # only the data flows through the loop: w is differentiated after it
+            return c[0] + 1, funcgrad.tag(jnp.tanh(c[1]), "wh")
+
+        return jnp.sum(jax.lax.while_loop(lambda c: c[0] < 3, body, (0, x))[1] @ w)
+
+    w, x = jnp.eye(3, dtype=jnp.float32) * 0.5, jnp.ones((2, 3), jnp.float32)
+    ex = funcgrad.explore(loss)(w, x)
+    assert ex.inner == {}
+    (why,) = ex.unreached.values()
+    assert "while_loop" in why and "'wh'" in why
+    (entry,) = [v for v in ex.data()["values"] if v.get("why")]
+    assert entry["why"] == why and "ct" not in entry
+    with pytest.raises(KeyError):
+        ex.inner_cotangent("wh")
+
+
 def test_the_first_nan_forward_and_backward_is_found_at_its_equation():
     def forward_nan(w, x):
         s = x @ w

@@ -14,6 +14,7 @@ import pathlib
 import shutil
 import tempfile
 
+import jax
 import numpy as np
 import pytest
 
@@ -90,7 +91,14 @@ def pages(tmp_path_factory):
     block = funcgrad.explore(fun)(params, x)
     rnn, w, xs = _rnn(0.05)
     loop = funcgrad.explore(rnn)(w, xs)
+
+    def data_loop(w, x):  # a tag in a while loop: no numbers, and the page says why
+        body = lambda c: (c[0] + 1, funcgrad.tag(c[1] * 0.5, "wh"))  # noqa: E731
+        return jax.numpy.sum(jax.lax.while_loop(lambda c: c[0] < 3, body, (0, x))[1] @ w)
+
+    unreached = funcgrad.explore(data_loop)(w, xs)
     return {
+        "while": (unreached, unreached.save(out / "while.html")),
         "rnn": (loop, loop.save(out / "rnn.html"), rnn, w, xs),
         "mynet": (mynet, mynet.save(out / "mynet.html")),
         "transformer": (block, block.save(out / "transformer.html"), fun, params, x),
@@ -231,4 +239,15 @@ def test_a_loop_bodys_tag_shows_its_cotangent_per_iteration_in_chromium(browser,
     assert nonzero > len(xs) // 2 and len(bars.find_elements("css selector", "rect")) == nonzero
     # the vanishing gradient over the iterations is listed with the diagnostics
     assert any("over the iterations of a loop" in d.text for d in css(driver, ".fg-diag"))
+    assert errors(driver) == []
+
+
+def test_a_tag_no_perturbation_reaches_says_why_in_chromium(browser, pages):
+    ex, path = pages["while"]
+    driver = browser.open(path)
+    css(driver, 'g.fg-node[data-kind="body"][data-label="while"]')[0].click()
+    css(driver, 'g.fg-node[data-kind="body"][data-label="while"]')[0].click()
+    css(driver, 'g.fg-node[data-kind="tag"][data-label="wh"]')[0].click()
+    (why,) = css(driver, ".fg-selection .fg-why")
+    assert why.text == next(iter(ex.unreached.values())) and "while_loop" in why.text
     assert errors(driver) == []

@@ -16,7 +16,7 @@ from funcgrad.inspect.explorer import diagnostics as diag
 from funcgrad.inspect.explorer import memory
 from funcgrad.inspect.explorer.flow import Flow
 from funcgrad.inspect.explorer.layout import lay_out
-from funcgrad.inspect.explorer.loops import InnerCotangent, inner_cotangents
+from funcgrad.inspect.explorer.loops import InnerCotangent, inner_cotangents, unreached_tags
 from funcgrad.inspect.explorer.page import iframe, page_data, page_html
 from funcgrad.inspect.explorer.recording import Recording, record
 from funcgrad.inspect.explorer.stats import Summary
@@ -96,6 +96,8 @@ class Exploration:
         self.recording = recording
         # dC/dz of the tags inside loop bodies (one per iteration), branches and checkpoints (``loops``)
         self.inner: dict[int, InnerCotangent] = dict(inner or {})
+        # why the tags no perturbation reaches (in while loops, custom rules) have no numbers
+        self.unreached: dict[int, str] = unreached_tags(recording.graph)
         self.title = title
         graph = recording.graph
         self.names = var_names(graph)

@@ -362,7 +362,7 @@
   Explorer.prototype.valueInfo = function (box, v) {
     var val = this.d.values[v], wrap = el("div", {class: "fg-value", "data-value": v}, box);
     el("h3", {}, wrap, val.name + "  " + val.type);
-    if (!val.s && !val.ct) { el("div", {class: "fg-muted"}, wrap, "no numbers (inside a nested program, or not an array)"); return; }
+    if (!val.s && !val.ct) { el("div", {class: "fg-muted fg-why"}, wrap, val.why || "no numbers (inside a nested program, or not an array)"); return; }
     if (!val.s) el("div", {class: "fg-muted"}, wrap, val.ctIter ? "inside a loop body: one value per iteration" : "inside a nested program");
     else if (this.valueKnown(v)) this.summary(wrap, "value", val.s, "#4c6ef5");
     else el("div", {class: "fg-muted"}, wrap, "not computed yet");

@@ -20,7 +20,7 @@ import numpy as np
 
 from funcgrad.core.call import Call, scalar_seed
 from funcgrad.core.ir import Eqn, Graph, Var
-from funcgrad.core.perturbation import perturb
+from funcgrad.core.perturbation import perturb, refusal, threads_through
 from funcgrad.core.sweep import vjp_graph
 from funcgrad.inspect.explorer.stats import Summary, summarize
 from funcgrad.inspect.sensitivities import _nested_tags
@@ -70,3 +70,33 @@ def inner_cotangents(graph: Graph, out_tree, call: Call, fun, has_aux: bool) -> 
             per_iteration = tuple(float(x) for x in np.sqrt(np.sum(flat * flat, axis=1)))
         found[id(var)] = InnerCotangent(var, holder, summary, per_iteration)
     return found
+
+
+def unreached_tags(graph: Graph) -> dict[int, str]:
+    """``id(var) -> why`` for the tags inside nested programs that a perturbation cannot reach (in a
+    ``while`` loop, or a custom-derivative function, whose derivative is its rule): the page says why
+    they have no numbers, as ``funcgrad.sensitivities`` warns."""
+    found: dict[int, str] = {}
+    for eqn in graph.eqns:
+        found.update(_unreached(eqn))
+    return found
+
+
+def _unreached(eqn: Eqn) -> dict[int, str]:
+    if not threads_through(eqn):
+        return {id(v): str(refusal(eqn, v)).splitlines()[0] for v in _tags_below(eqn)}
+    found = {}
+    for sub in eqn.subgraphs():
+        for inner in sub.eqns:
+            found.update(_unreached(inner))
+    return found
+
+
+def _tags_below(eqn: Eqn) -> list[Var]:
+    tags = []
+    for sub in eqn.subgraphs():
+        for inner in sub.eqns:
+            if inner.primitive == "tag":
+                tags += [v for v in inner.outputs if v.type.is_float]
+            tags += _tags_below(inner)
+    return tags

@@ -31,7 +31,7 @@ def page_data(x) -> dict:
 
     Keys: ``title``, ``engine`` (the layout's), ``root`` (the top view), ``values`` (per value: name,
     type, summary ``s`` of the value and ``ct`` of its cotangent, ``ctStep`` the backward step after
-    which that is complete, ``ctIter`` each iteration's |dC/dz_t| for a tag in a loop body, ``parts`` the summaries of a fan-out's contributions, ``from`` the
+    which that is complete, ``ctIter`` each iteration's |dC/dz_t| for a tag in a loop body, ``why`` a tag's reason for having none, ``parts`` the summaries of a fan-out's contributions, ``from`` the
     equation making it), ``eqns`` (text, where, rule maths, enclosing blocks ``path``, forward and
     backward step), ``blocks``, ``views`` (nodes, edges, clusters, layout), ``forward`` and
     ``backward`` (the steps), ``diagnostics``, ``depth`` (gradient norm and kept bytes of the top
@@ -65,6 +65,8 @@ def page_data(x) -> dict:
             entry["active"] = True
             if inner.per_iteration is not None:
                 entry["ctIter"] = [_num(n) for n in inner.per_iteration]
+        if id(var) in x.unreached:
+            entry["why"] = x.unreached[id(var)]
         parts = rec.parts.get(id(var), [])
         if len(parts) > 1:
             entry["parts"] = [[step, s.to_json() if s is not None else None] for step, s in parts]
