@@ -219,6 +219,24 @@ def threads_through(eqn: Eqn) -> bool:
     return eqn.primitive in _THREADS
 
 
+def nested_tags(eqn: Eqn) -> tuple[list[Var], list[tuple[Var, Eqn]]]:
+    """``(reached, blocked)``: the floating tagged values inside ``eqn``'s programs (at any depth) that
+    ``perturb`` can reach, in program order, and those it cannot, each with the innermost equation that
+    stops it (a ``while`` loop, a custom-derivative function: ``refusal(that, v)`` says why)."""
+    reached: list[Var] = []
+    blocked: list[tuple[Var, Eqn]] = []
+    for sub in eqn.subgraphs():
+        for inner in sub.eqns:
+            if inner.primitive == "tag":
+                reached += [v for v in inner.outputs if v.type.is_float]
+            r, b = nested_tags(inner)
+            reached += r
+            blocked += b
+    if reached and not threads_through(eqn):
+        return [], blocked + [(v, eqn) for v in reached]
+    return reached, blocked
+
+
 def refusal(eqn: Eqn, target: Var) -> Exception:
     """The error saying why ``target``, inside ``eqn``'s program, cannot be perturbed."""
     return _refusal(eqn, target)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from funcgrad.core.call import Call, fun_name, scalar_seed, trace_call
 from funcgrad.core.ir import Eqn, Graph, Var, var_names
-from funcgrad.core.perturbation import perturb, refusal, threads_through
+from funcgrad.core.perturbation import nested_tags, perturb, refusal
 from funcgrad.core.sweep import vjp_graph
 from funcgrad.errors import InputError
 
@@ -67,17 +67,8 @@ def sensitivities(fun: Callable, *, every: bool = False, has_aux: bool = False) 
                 f"{fun_name(fun)} has no tagged intermediate values.\n"
                 "  fix: mark values with funcgrad.tag(z, 'name'), or pass every=True."
             )
-        targets = [v for _, v in chosen]
-        perturbed, _ = perturb(graph, targets)
-        n = len(call.traced_idx)
-        extra = perturbed.inputs[n:]
-        zeros = [jnp.zeros(p.type.shape, p.type.dtype) for p in extra]
-        outs, backward = vjp_graph(perturbed, [*call.traced_values(), *zeros], [False] * n + [True] * len(extra))
-        out = jax.tree_util.tree_unflatten(out_tree, outs)
-        loss = out[0] if has_aux else out
-        seed = jax.tree_util.tree_leaves(scalar_seed(loss, fun))
-        cts = backward([*seed, *[None] * (len(outs) - len(seed))])[n:]
-        return {key: z if ct is None else ct for (key, _), ct, z in zip(chosen, cts, zeros)}
+        cts = perturbation_cotangents(call, graph, out_tree, [v for _, v in chosen], fun, has_aux)
+        return {key: ct for (key, _), ct in zip(chosen, cts)}
 
     return run
 
@@ -109,14 +100,23 @@ def _nested_tags(eqn: Eqn) -> list[Var]:
     """The tagged values inside ``eqn``'s programs that a perturbation can reach. Those it cannot (in a
     ``while`` loop, or a custom-derivative function, whose derivative is its rule) are left out, each
     with a warning that says why and what to tag instead."""
-    found = []
-    for sub in eqn.subgraphs():
-        for inner in sub.eqns:
-            if inner.primitive == "tag":
-                found += [v for v in inner.outputs if v.type.is_float]
-            found += _nested_tags(inner)
-    if found and not threads_through(eqn):
-        for v in found:
-            warnings.warn(f"funcgrad.sensitivities leaves it out: {refusal(eqn, v)}", stacklevel=4)
-        return []
-    return found
+    reached, blocked = nested_tags(eqn)
+    for v, holder in blocked:
+        warnings.warn(f"funcgrad.sensitivities leaves it out: {refusal(holder, v)}", stacklevel=4)
+    return reached
+
+
+def perturbation_cotangents(call: Call, graph: Graph, out_tree, targets: list[Var], fun, has_aux: bool) -> list:
+    """dL/dz for each value z of ``targets`` in ``graph`` (``call``'s graph, its outputs structured as
+    ``out_tree``): funcgrad's gradient with respect to a zero perturbation added at z (zeros where no
+    gradient reaches it), stacked over the iterations for a z inside a loop body. One forward and
+    backward pass of the perturbed graph (``funcgrad.core.perturbation``)."""
+    perturbed, _ = perturb(graph, targets)
+    n = len(call.traced_idx)
+    zeros = [jnp.zeros(p.type.shape, p.type.dtype) for p in perturbed.inputs[n:]]
+    outs, backward = vjp_graph(perturbed, [*call.traced_values(), *zeros], [False] * n + [True] * len(zeros))
+    out = jax.tree_util.tree_unflatten(out_tree, outs)
+    loss = out[0] if has_aux else out
+    seed = jax.tree_util.tree_leaves(scalar_seed(loss, fun))
+    cts = backward([*seed, *[None] * (len(outs) - len(seed))])[n:]
+    return [z if ct is None else ct for ct, z in zip(cts, zeros)]

@@ -12,18 +12,14 @@ picture of an RNN); for a branch, dC/dz when it runs and zeros when it does not.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from funcgrad.core.call import Call, scalar_seed
+from funcgrad.core.call import Call
 from funcgrad.core.ir import Eqn, Graph, Var
-from funcgrad.core.perturbation import perturb, refusal, threads_through
-from funcgrad.core.sweep import vjp_graph
+from funcgrad.core.perturbation import nested_tags, refusal
 from funcgrad.inspect.explorer.stats import Summary, summarize
-from funcgrad.inspect.sensitivities import _nested_tags
+from funcgrad.inspect.sensitivities import perturbation_cotangents
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,25 +37,14 @@ def inner_cotangents(graph: Graph, out_tree, call: Call, fun, has_aux: bool) -> 
     """``id(var) -> InnerCotangent`` for every reachable tag inside the programs of ``graph``'s equations
     (``call``'s graph, whose outputs have the pytree structure ``out_tree``): one more forward and
     backward pass, of the perturbed graph; nothing when there are no such tags."""
-    holders: list[tuple[Var, Eqn]] = []
-    with warnings.catch_warnings():
-        # a tag a perturbation cannot reach (a while loop, a custom rule): the page shows it without numbers
-        warnings.simplefilter("ignore")
-        for eqn in graph.eqns:
-            holders += [(v, eqn) for v in _nested_tags(eqn)]
+    # the tags a perturbation cannot reach (a while loop, a custom rule): ``unreached_tags`` says why
+    holders = [(v, eqn) for eqn in graph.eqns for v in nested_tags(eqn)[0]]
     if not holders:
         return {}
-    perturbed, _ = perturb(graph, [v for v, _ in holders])
-    n = len(call.traced_idx)
-    zeros = [jnp.zeros(p.type.shape, p.type.dtype) for p in perturbed.inputs[n:]]
-    outs, backward = vjp_graph(perturbed, [*call.traced_values(), *zeros], [False] * n + [True] * len(zeros))
-    out = jax.tree_util.tree_unflatten(out_tree, outs)
-    loss = out[0] if has_aux else out
-    seed = jax.tree_util.tree_leaves(scalar_seed(loss, fun))
-    cts = backward([*seed, *[None] * (len(outs) - len(seed))])[n:]
+    cts = perturbation_cotangents(call, graph, out_tree, [v for v, _ in holders], fun, has_aux)
     found = {}
-    for (var, holder), ct, zero in zip(holders, cts, zeros):
-        ct = np.asarray(zero if ct is None else ct)
+    for (var, holder), ct in zip(holders, cts):
+        ct = np.asarray(ct)
         summary = summarize(ct)
         if summary is None:
             continue
@@ -76,27 +61,4 @@ def unreached_tags(graph: Graph) -> dict[int, str]:
     """``id(var) -> why`` for the tags inside nested programs that a perturbation cannot reach (in a
     ``while`` loop, or a custom-derivative function, whose derivative is its rule): the page says why
     they have no numbers, as ``funcgrad.sensitivities`` warns."""
-    found: dict[int, str] = {}
-    for eqn in graph.eqns:
-        found.update(_unreached(eqn))
-    return found
-
-
-def _unreached(eqn: Eqn) -> dict[int, str]:
-    if not threads_through(eqn):
-        return {id(v): str(refusal(eqn, v)).splitlines()[0] for v in _tags_below(eqn)}
-    found = {}
-    for sub in eqn.subgraphs():
-        for inner in sub.eqns:
-            found.update(_unreached(inner))
-    return found
-
-
-def _tags_below(eqn: Eqn) -> list[Var]:
-    tags = []
-    for sub in eqn.subgraphs():
-        for inner in sub.eqns:
-            if inner.primitive == "tag":
-                tags += [v for v in inner.outputs if v.type.is_float]
-            tags += _tags_below(inner)
-    return tags
+    return {id(v): str(refusal(holder, v)).splitlines()[0] for eqn in graph.eqns for v, holder in nested_tags(eqn)[1]}
