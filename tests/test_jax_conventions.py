@@ -641,6 +641,87 @@ def test_custom_gradient_closing_over_a_differentiated_value_raises_jaxs_class()
     np.testing.assert_allclose(funcgrad.grad(constant)(1.0), jax.grad(constant)(1.0))
 
 
+def _closing_fwd(trace_log: list):
+    """loss(w, x): a custom_vjp f defined inside it whose fwd closes over ``x`` and over ``2 * x``
+    (values the traced function computed, which nothing differentiates), as user code writes it."""
+
+    def loss(w, x):
+        h = x * 2.0
+
+        @jax.custom_vjp
+        def f(a):
+            return jnp.sin(a) * x
+
+        def f_fwd(a):
+            trace_log.append("fwd")
+            return f(a), (jnp.cos(a) * x, h)
+
+        f.defvjp(f_fwd, lambda res, g: (res[0] * g * res[1],))
+        return jnp.sum(f(w * 3.0) ** 2)
+
+    return loss
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_custom_vjp_fwd_closing_over_traced_values_is_differentiated(jit):
+    # jax.grad runs fwd when the call is bound, so fwd may close over the function's traced values;
+    # funcgrad traced fwd after its own trace had ended (an UnexpectedTracerError) until it also traced
+    # fwd at bind time and made the closed-over values inputs of the equation. bwd deliberately scales
+    # by h, so the answer is the rule's, not the primal's derivative.
+    w, x = jnp.array([0.3, -1.2, 2.0]), jnp.array([1.5, 0.5, -2.0])
+    log: list = []
+    loss = _closing_fwd(log)
+    wrap = jax.jit if jit else (lambda f: f)
+    expected = jax.grad(loss)(w, x)
+    log.clear()
+    np.testing.assert_allclose(wrap(funcgrad.grad(loss))(w, x), expected, rtol=1e-6)
+    assert log == ["fwd"]  # traced once, as jax.jit(jax.grad(loss)) traces it
+    value, grads = wrap(funcgrad.value_and_grad(loss))(w, x)
+    np.testing.assert_allclose(value, loss(w, x), rtol=1e-6)
+    np.testing.assert_allclose(grads, expected, rtol=1e-6)
+    out, pullback = funcgrad.vjp(lambda w: loss(w, x), w)
+    np.testing.assert_allclose(pullback(jnp.float32(2.0))[0], 2 * expected, rtol=1e-6)
+    # also where the custom_vjp is bound inside a jitted function and inside a scan body
+    in_jit = lambda w, x: jax.jit(loss)(w, x)  # noqa: E731
+
+    def in_scan(w, x):
+        def body(c, xi):
+            return c + loss(w, xi), None
+
+        return lax.scan(body, 0.0, jnp.stack([x, 2 * x]))[0]
+
+    # (JAX's own gradients of both raise: it traces jit and scan bodies first and fwd after that trace
+    # has ended; the same sums written without jit and scan give the answers)
+    unrolled = lambda w, x: loss(w, x) + loss(w, 2 * x)  # noqa: E731
+    np.testing.assert_allclose(wrap(funcgrad.grad(in_jit))(w, x), expected, rtol=1e-6)
+    np.testing.assert_allclose(wrap(funcgrad.grad(in_scan))(w, x), jax.grad(unrolled)(w, x), rtol=1e-6)
+
+
+def test_custom_vjp_fwd_closing_over_a_differentiated_value_is_refused():
+    # JAX's eager gradient raises UnexpectedTracerError (the closed-over value is a JVP tracer in fwd);
+    # funcgrad raises its CustomVJPError, which is one, with the fix, rather than differentiate through
+    # the closure (which the custom rule does not give) or drop that path
+    def loss(w):
+        h = w * 3.0
+
+        @jax.custom_vjp
+        def f(a):
+            return jnp.sin(a)
+
+        f.defvjp(lambda a: (f(a), jnp.cos(a) * h), lambda res, g: (res * g,))
+        return jnp.sum(f(w * 2.0))
+
+    w = jnp.ones(3)
+    with pytest.raises(jax.errors.UnexpectedTracerError):
+        jax.grad(loss)(w)
+    for transform in (funcgrad.grad, lambda f: jax.jit(funcgrad.grad(f))):
+        with pytest.raises(
+            funcgrad.CustomVJPError, match="fwd rule .* closes over a value that is being differentiated"
+        ) as ours:
+            transform(loss)(w)
+        assert "fix:" in str(ours.value) and any("test_jax_conventions.py" in n for n in ours.value.__notes__)
+
+
 def test_custom_vjp_bwd_of_the_wrong_shape_raises_jaxs_value_error():
     # custom_api_test.test_bwd_rule_shape_mismatch: JAX's own check, its class and message kept
     @jax.custom_vjp

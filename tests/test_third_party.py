@@ -237,6 +237,48 @@ def test_flax_fp8_dense_amax_history_gradients():
         assert any(float(jnp.max(jnp.abs(h.astype(jnp.float32)))) > 0 for h in history)
 
 
+def test_flax_nnx_custom_vjp_with_a_diff_state(monkeypatch):
+    # Flax's transforms_test.TestCustomVJP.test_diff_state, with funcgrad standing in for jax.grad: the
+    # fwd of an nnx.custom_vjp closes over the module's non-differentiated state, a traced value that
+    # funcgrad's own trace had ended before it traced fwd (UnexpectedTracerError), and the module's
+    # counter must be bumped once, as under jax.grad
+    import dataclasses
+
+    from flax import nnx
+
+    @dataclasses.dataclass
+    class Foo(nnx.Module):
+        x: nnx.Param
+        y: nnx.Param
+        z: int
+
+    x_in_path = nnx.PathContains("x")
+
+    @nnx.custom_vjp(nondiff_argnums=(nnx.DiffState(0, x_in_path),), graph=True, graph_updates=True)
+    def f(m):
+        m.z += 1
+        return jnp.sin(m.x) * m.y
+
+    def f_fwd(m):
+        return f(m), (jnp.cos(m.x), m)
+
+    def f_bwd(res, g):
+        (m_g,), out_g = g
+        cos_x, m = res
+        m_g["x"][...] = cos_x * out_g * m.y * 3.0  # not the primal's derivative: the rule's
+        del m_g["y"]
+        return (m_g,)
+
+    f.defvjp(f_fwd, f_bwd)
+    called = []
+    monkeypatch.setattr(jax, "grad", lambda *a, **k: called.append(1) or funcgrad.grad(*a, **k))
+    m = Foo(nnx.Param(jnp.array(1.0)), nnx.Param(jnp.array(2.0)), 0)
+    grad = nnx.grad(f, argnums=nnx.DiffState(0, x_in_path), graph=True, graph_updates=True)(m)
+    assert called
+    np.testing.assert_allclose(grad["x"][...], jnp.cos(1.0) * 2.0 * 3.0, rtol=1e-6)
+    assert m.z == 1
+
+
 def test_equinox_nondifferentiable_raises_its_message():
     # eqxi.nondifferentiable is a custom_jvp whose rule raises: with funcgrad, the same error as with JAX,
     # raised by the grad call (JAX raises it while the function runs; funcgrad when it runs the rules)

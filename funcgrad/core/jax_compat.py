@@ -8,11 +8,14 @@ the jaxpr format is absorbed here. Each shim says which releases it is for
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import contextvars
 import functools
 import inspect
 import json
 import pathlib
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -396,6 +399,104 @@ def symbolic_zero(shape, dtype):
     """JAX's ``SymbolicZero`` for a cotangent of this shape and dtype (what a ``custom_vjp`` bwd with
     ``symbolic_zeros=True`` gets for an output nothing differentiated reached)."""
     return jax.custom_derivatives.SymbolicZero(_core.ShapedArray(tuple(shape), dtype))
+
+
+# A custom_vjp's fwd may close over values the traced function computed (``x`` in ``def loss(w, x)``
+# with ``f_fwd`` defined inside it; Flax's ``nnx.custom_vjp`` closes over the module's non-differentiated
+# state). JAX's staging traces fwd lazily (``fwd_jaxpr_thunk``), after the trace that made those values
+# has ended, so its consts would be dead tracers; jax.grad runs fwd when the call is bound. While
+# funcgrad traces (``fwd_traced_at_bind``), each custom_vjp bind traces its fwd at once, while the
+# values are live tracers, and records which jaxpr variable each closed-over one is
+# (``fwd_closure``), so that the tracer can make them inputs of the equation. Not for
+# ``symbolic_zeros=True`` (that fwd depends on the perturbed flags, unknown at bind time: it is traced
+# later, as before, so it must not close over traced values), and not for a jitted function whose
+# trace JAX had cached before funcgrad traced it (jax.grad of a jitted function fails there alike).
+_FWD_AT_BIND = contextvars.ContextVar("funcgrad_fwd_at_bind", default=False)
+_FWD_CLOSURES: collections.OrderedDict = collections.OrderedDict()  # id(thunk) -> (thunk, closure)
+
+
+def fwd_pattern(perturbed: Sequence[bool], symbolic_zeros: bool) -> tuple[bool, ...]:
+    """The perturbed flags to call a ``fwd_jaxpr_thunk`` with: fwd sees them only with
+    ``symbolic_zeros=True``; otherwise one pattern for all, so the trace made at bind time is reused."""
+    return tuple(bool(p) for p in perturbed) if symbolic_zeros else (True,) * len(perturbed)
+
+
+@contextlib.contextmanager
+def fwd_traced_at_bind():
+    """Context: every custom_vjp bound in a staging trace has its fwd traced when it is bound."""
+    _install_fwd_at_bind()
+    token = _FWD_AT_BIND.set(True)
+    try:
+        yield
+    finally:
+        _FWD_AT_BIND.reset(token)
+
+
+def fwd_closure(thunk) -> list[tuple[int, Any]]:
+    """``[(index of a const of the thunk's fwd jaxpr, the jaxpr variable that const is), ...]`` for the
+    consts that were tracers of the trace that bound the custom_vjp; empty if none (or not recorded)."""
+    found = _FWD_CLOSURES.get(id(thunk))
+    return found[1] if found is not None and found[0] is thunk else []
+
+
+def _install_fwd_at_bind() -> None:
+    from jax._src.interpreters import partial_eval as pe
+
+    original = pe.DynamicJaxprTrace.process_custom_vjp_call
+    if getattr(original, "_funcgrad_fwd_at_bind", False):
+        return
+
+    @functools.wraps(original)
+    def process_custom_vjp_call(self, prim, fun, fwd, bwd, tracers, *args, **kwargs):
+        outs = original(self, prim, fun, fwd, bwd, tracers, *args, **kwargs)
+        if _FWD_AT_BIND.get() and _trace_fwd_now(self, prim):
+            # custom_vjp.__call__ takes the output tree from whichever of the primal's and fwd's stores
+            # is filled, and refuses both (lu.merge_linear_aux): jax.grad fills fwd's alone
+            for store in fun.stores:
+                store and store.reset()
+        return outs
+
+    process_custom_vjp_call._funcgrad_fwd_at_bind = True
+    pe.DynamicJaxprTrace.process_custom_vjp_call = process_custom_vjp_call
+
+
+def _trace_fwd_now(trace, prim) -> bool:
+    frame = trace.frame
+    eqns = getattr(frame, "tracing_eqns", None) or getattr(frame, "eqns", None)  # newer / older JAX
+    last = eqns[-1] if eqns else None
+    if isinstance(last, weakref.ReferenceType):
+        last = last()
+    params = getattr(last, "params", None)
+    # (jax < 0.6 stages the call as its initial-style primitive, custom_vjp_call_jaxpr)
+    staged_as = (prim, getattr(prim, "initial_style", prim))
+    if getattr(last, "primitive", None) not in staged_as or not params or "fwd_jaxpr_thunk" not in params:
+        return False  # evaluated, not staged (all-constant operands)
+    if params.get("symbolic_zeros", False):
+        # fwd sees which inputs are perturbed, which is not known yet (Equinox's fwds assert on it):
+        # traced later, with the flags funcgrad's activity gives
+        return False
+    thunk = params["fwd_jaxpr_thunk"]
+    num_args = len(getattr(last, "in_tracers", None) or last.invars) - params["num_consts"]
+    # not again for the calls inside fwd (fwd usually calls the function itself: an endless recursion)
+    token = _FWD_AT_BIND.set(False)
+    try:
+        _, consts = call_wrapped(thunk)(*fwd_pattern([True] * num_args, False))
+    finally:
+        _FWD_AT_BIND.reset(token)
+    closure = [(i, v) for i, c in enumerate(consts) if (v := _var_of(trace, c)) is not None]
+    if closure:
+        _FWD_CLOSURES[id(thunk)] = (thunk, closure)
+        while len(_FWD_CLOSURES) > 512:
+            _FWD_CLOSURES.popitem(last=False)
+    return True
+
+
+def _var_of(trace, x):
+    """The jaxpr variable (or literal) of ``trace``'s tracer ``x``; None for anything else."""
+    if not isinstance(x, Tracer) or getattr(x, "_trace", None) is not trace:
+        return None
+    to_var = getattr(trace.frame, "tracer_to_var", None)  # older JAX; newer tracers hold their variable
+    return to_var.get(id(x)) if to_var is not None else getattr(x, "val", None)
 
 
 def _custom_derivative_types() -> tuple[type, ...]:

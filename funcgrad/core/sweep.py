@@ -113,12 +113,17 @@ def forwards(act: Activity) -> dict:
         if record.forward is not None:
             extra = {"perturbed": tuple(act.is_active(a) for a in eqn.inputs)} if record.perturbed else {}
             extra["bind"] = eqn.impl  # the equation's own evaluation, for a forward that keeps it
-            found[id(eqn)] = functools.partial(_run_forward, record.forward, extra, eqn.params)
+            found[id(eqn)] = functools.partial(_run_forward, record.forward, extra, eqn)
     return found
 
 
-def _run_forward(forward, extra, params, *primals):
-    outs, saved = forward(*primals, **extra, **params)
+def _run_forward(forward, extra, eqn: Eqn, *primals):
+    try:
+        outs, saved = forward(*primals, **extra, **eqn.params)
+    except Exception as err:
+        # as in apply_rule: the same object, plus where
+        err.add_note(f"(in the forward pass of {eqn.primitive!r}'s VJP rule for the equation at {eqn.source.where()})")
+        raise
     return list(outs), saved
 
 

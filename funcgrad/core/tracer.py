@@ -68,16 +68,21 @@ class _Context:
     caller: Source | None = None
 
 
-def jaxpr_to_graph(jaxpr, consts: Sequence[Any] = ()) -> Graph:
-    """Convert a ``ClosedJaxpr`` (or a ``Jaxpr`` plus its consts) into a ``Graph``."""
+def jaxpr_to_graph(jaxpr, consts: Sequence[Any] = (), lifted: Sequence[int] = ()) -> Graph:
+    """Convert a ``ClosedJaxpr`` (or a ``Jaxpr`` plus its consts) into a ``Graph``; the consts at the
+    indices ``lifted`` become the graph's first inputs instead (in that order)."""
     jaxpr, consts = jc.split_closed(jaxpr, consts)
     ctx = _Context(env={}, constvars=[], consts=[], scope="")
-    for v, c in zip(jaxpr.constvars, consts):
+    inputs = [None] * len(lifted)
+    position = {i: k for k, i in enumerate(lifted)}
+    for i, (v, c) in enumerate(zip(jaxpr.constvars, consts)):
         cv = Var(_var_type(v))
         ctx.env[v] = cv
-        ctx.constvars.append(cv)
-        ctx.consts.append(c)
-    inputs = []
+        if i in position:
+            inputs[position[i]] = cv
+        else:
+            ctx.constvars.append(cv)
+            ctx.consts.append(c)
     for v in jaxpr.invars:
         nv = Var(_var_type(v))
         ctx.env[v] = nv
@@ -115,7 +120,35 @@ def _convert_eqns(jax_eqns, ctx: _Context, out: list[Eqn], fallback: Source | No
         if jc.binds_all_operands_at_once(e.primitive):
             out.extend(_per_operand_eqns(e, inputs, outputs, ctx, fallback))
             continue
-        out.append(plain_eqn(e.primitive, e.params, inputs, outputs, _source_of(e, ctx, fallback)))
+        eqn = plain_eqn(e.primitive, e.params, inputs, outputs, _source_of(e, ctx, fallback))
+        if name in ("custom_vjp_call", "custom_vjp_call_jaxpr"):
+            eqn = _with_fwd_closure(eqn, ctx)
+        out.append(eqn)
+
+
+def _with_fwd_closure(eqn: Eqn, ctx: _Context) -> Eqn:
+    """A custom_vjp equation whose fwd closes over values of this graph takes them as extra, trailing
+    inputs (``params["fwd_closure"]`` says which of fwd's consts each one is); ``impl`` ignores them."""
+    closure = [
+        (i, ctx.env.get(v) if not isinstance(v, jc.JaxLiteral) else _read(ctx, v)) for i, v in eqn.params["vjp"].closure
+    ]
+    if not closure:
+        return eqn
+    if any(a is None for _, a in closure):
+        # older JAX renames the variables of a finished trace: the values are there, not findable
+        return dataclasses.replace(eqn, params={**eqn.params, "fwd_closure_lost": True})
+    bind, n = eqn.impl, len(eqn.inputs)
+
+    def impl(*xs):
+        return bind(*xs[:n])
+
+    impl.primitive = bind.primitive
+    return dataclasses.replace(
+        eqn,
+        inputs=(*eqn.inputs, *(a for _, a in closure)),
+        params={**eqn.params, "fwd_closure": tuple(i for i, _ in closure)},
+        impl=impl,
+    )
 
 
 def plain_eqn(primitive, params, inputs: tuple, outputs: tuple, source: Source) -> Eqn:
@@ -341,12 +374,20 @@ class CustomVJPRule:
         self._memo: dict = {}
         self._bwd_memo: dict = {}
 
-    def fwd_graph(self, nonzeros: Sequence[bool]) -> Graph:
-        return _memoized(self._memo, tuple(nonzeros), lambda: self._trace_fwd(nonzeros), lambda g: g)
+    @property
+    def closure(self) -> list[tuple[int, Any]]:
+        """The consts of fwd that were tracers of the trace that bound the call, with their jaxpr
+        variables (``jax_compat.fwd_closure``); empty if fwd closes over no traced value."""
+        return jc.fwd_closure(self._fwd)
 
-    def _trace_fwd(self, nonzeros):
-        jaxpr, consts = jc.call_wrapped(self._fwd)(*nonzeros)
-        return jaxpr_to_graph(jaxpr, consts)
+    def fwd_graph(self, nonzeros: Sequence[bool], lifted: Sequence[int] = ()) -> Graph:
+        """fwd as a graph taking ``(*closed-over values at the const indices lifted, *args)``."""
+        pattern = jc.fwd_pattern(nonzeros, self.symbolic_zeros)
+        return _memoized(self._memo, (pattern, tuple(lifted)), lambda: self._trace_fwd(pattern, lifted), lambda g: g)
+
+    def _trace_fwd(self, pattern, lifted):
+        jaxpr, consts = jc.call_wrapped(self._fwd)(*pattern)
+        return jaxpr_to_graph(jaxpr, consts, lifted)
 
     def residuals(self, fwd_outputs: Sequence[Any], consts: Sequence[Any], args: Sequence[Any]) -> tuple[list, list]:
         """Split fwd's outputs into (all residuals, primal outputs).
@@ -494,7 +535,8 @@ def trace_flat(fun: Callable, flat_args: Sequence[Any]) -> Traced:
         return leaves
 
     try:
-        closed = jax.make_jaxpr(flat_fun)(*flat_args)
+        with jc.fwd_traced_at_bind():
+            closed = jax.make_jaxpr(flat_fun)(*flat_args)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError) as err:
         # Python control flow (if/while on a value) or a Python index taken from one (branches[i])
         raise TracingError(_python_control_flow_message(err)) from err

@@ -95,7 +95,9 @@ def _check_tangent_shapes(rule, call, out_zeros, name: str) -> None:
             )
 
 
-def custom_vjp_call_forward(*primals, call, vjp, num_consts, perturbed, **params):
+def custom_vjp_call_forward(
+    *primals, call, vjp, num_consts, perturbed, fwd_closure=(), fwd_closure_lost=False, **params
+):
     """The forward pass of an active custom_vjp equation, as JAX runs it: the user's fwd computes the
     primal outputs and the residuals (so a second derivative differentiates fwd's computation of
     the outputs, and the custom bwd applies only to the cotangents of the first)."""
@@ -108,9 +110,26 @@ def custom_vjp_call_forward(*primals, call, vjp, num_consts, perturbed, **params
             "  fix: pass that value to the function as an argument and give its cotangent in bwd, "
             "or use jax.closure_convert on the function"
         )
-    args = primals[num_consts:]
-    fwd = vjp.fwd_graph(list(perturbed[num_consts:]))
-    residuals, outs = vjp.residuals(eval_graph(fwd, *args), primals[:num_consts], args)
+    if fwd_closure_lost:
+        raise TracingError(
+            f"The fwd rule of the custom_vjp function {vjp.name!r} closes over values that the traced "
+            f"function computed, and with JAX {jax.__version__} funcgrad cannot find them in the traced "
+            "program (older JAX releases rename the variables of a finished trace; JAX 0.10 keeps them).\n  fix: pass "
+            "them to the function as arguments (nondiff_argnums for values that are not differentiated), "
+            "use jax.closure_convert on fwd, or use a newer JAX"
+        )
+    closed = len(primals) - len(fwd_closure)  # the values fwd closes over come last
+    if any(perturbed[closed:]):
+        # jax.grad's fwd sees a JVP tracer there, and raises UnexpectedTracerError
+        raise CustomVJPError(
+            f"The fwd rule of the custom_vjp function {vjp.name!r} closes over a value that is being "
+            "differentiated. Its derivative would go through the closure, which the custom VJP rule "
+            "does not give.\n  fix: pass that value to the function as an argument and give its "
+            "cotangent in bwd, or use jax.closure_convert on the function"
+        )
+    args = primals[num_consts:closed]
+    fwd = vjp.fwd_graph(list(perturbed[num_consts:closed]), fwd_closure)
+    residuals, outs = vjp.residuals(eval_graph(fwd, *primals[closed:], *args), primals[:num_consts], args)
     return outs, residuals
 
 
@@ -124,13 +143,13 @@ def custom_vjp_call_forward(*primals, call, vjp, num_consts, perturbed, **params
     forward=custom_vjp_call_forward,
     runs_without_cotangent=True,  # JAX runs the user's bwd whenever the equation is differentiated
 )
-def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, perturbed, saved, **params):
+def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, perturbed, saved, fwd_closure=(), **params):
     """ct_args = bwd(residuals, ct), the user's own rule (fwd computed the residuals)"""
     if saved is None:  # the forward values came from a concrete trace: run fwd for the residuals
         _, saved = custom_vjp_call_forward(
-            *primals, call=call, vjp=vjp, num_consts=num_consts, perturbed=perturbed, **params
+            *primals, call=call, vjp=vjp, num_consts=num_consts, perturbed=perturbed, fwd_closure=fwd_closure, **params
         )
-    args = primals[num_consts:]
+    args = primals[num_consts : len(primals) - len(fwd_closure)]
     arg_types = [v.type for v in call.inputs[num_consts:]]
     ct = [_output_cotangent(c, t, vjp.symbolic_zeros) for c, t in zip(ct, call.out_types)]
     cts_in = vjp.bwd(saved, ct)
@@ -139,7 +158,8 @@ def custom_vjp_call_vjp(ct, *primals, out, call, vjp, num_consts, perturbed, sav
             f"the custom_vjp backward rule of {vjp.name!r} returned {len(cts_in)} cotangents for "
             f"{len(args)} primal inputs\n  fix: return a tuple with one entry per primal input (None for no gradient)"
         )
-    return [None] * num_consts + [c if t.is_float else None for c, t in zip(cts_in, arg_types)]
+    cts_args = [c if t.is_float else None for c, t in zip(cts_in, arg_types)]
+    return [None] * num_consts + cts_args + [None] * len(fwd_closure)
 
 
 def _output_cotangent(ct, t, symbolic: bool):
