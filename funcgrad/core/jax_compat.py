@@ -467,7 +467,7 @@ def _trace_fwd_now(trace, prim) -> bool:
     if isinstance(last, weakref.ReferenceType):
         last = last()
     params = getattr(last, "params", None)
-    # (jax < 0.6 stages the call as its initial-style primitive, custom_vjp_call_jaxpr)
+    # (older JAX stages the call as its initial-style primitive, custom_vjp_call_jaxpr)
     staged_as = (prim, getattr(prim, "initial_style", prim))
     if getattr(last, "primitive", None) not in staged_as or not params or "fwd_jaxpr_thunk" not in params:
         return False  # evaluated, not staged (all-constant operands)
