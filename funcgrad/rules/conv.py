@@ -16,6 +16,8 @@ vice versa.
 
 from __future__ import annotations
 
+import itertools
+
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -128,6 +130,67 @@ def _padding(padding_rule, ct, lhs, rhs, p):
 def _ct_rhs(ct, lhs, rhs, p):
     if np.size(ct) == 0:  # avoid a degenerate convolution with an empty kernel
         return zeros_like_primal(rhs, jnp.result_type(ct))
+    if not shifted_applies(ct, rhs, p):
+        return ct_rhs_convolution(ct, lhs, rhs, p)
+    return lax.platform_dependent(
+        ct,
+        lhs,
+        cpu=lambda ct, lhs: ct_rhs_shifted(ct, lhs, rhs, p),
+        default=lambda ct, lhs: ct_rhs_convolution(ct, lhs, rhs, p),
+    )
+
+
+# XLA:CPU runs the kernel cotangent below as one convolution whose "kernel" is the whole output
+# cotangent, slowly; as one dot per kernel position it is 1.9-2.6x faster on the CNN of
+# benchmarks/workloads.py (docs/speed.md, "Backward programs"). For small kernels without groups or
+# lhs dilation, on CPU only; other platforms keep the convolution.
+_MAX_SHIFTED_POSITIONS = 16
+
+
+def shifted_applies(ct, rhs, p) -> bool:
+    """Whether ``ct_rhs_shifted`` computes this convolution's kernel cotangent."""
+    _, rhs_spec, _ = p["dimension_numbers"]
+    window = _spatial(np.shape(rhs), rhs_spec)
+    return (
+        len(window) > 0
+        and 0 < int(np.prod(window)) <= _MAX_SHIFTED_POSITIONS
+        and p["feature_group_count"] == 1
+        and p["batch_group_count"] == 1
+        and all(d == 1 for d in p["lhs_dilation"])
+        and jc.cotangent_sharding(rhs, ct) is None
+    )
+
+
+def ct_rhs_shifted(ct, lhs, rhs, p):
+    """ct_rhs[o, c, k] = sum_{n, t} lhs_padded[n, c, t * stride + k * rhs_dilation] ct[n, o, t]: one dot
+    per kernel position k, contracting the batch and the output positions t."""
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
+    x = lax.transpose(lhs.astype(jnp.result_type(ct)), tuple(lhs_spec))  # (N, C, *spatial)
+    g = lax.transpose(ct, tuple(out_spec))  # (N, O, *out spatial)
+    x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0), *((lo, hi, 0) for lo, hi in p["padding"])])
+    window = _spatial(np.shape(rhs), rhs_spec)
+    strides, dilation = p["window_strides"], p["rhs_dilation"]
+    contract = (0, *range(2, np.ndim(x)))
+    parts = []
+    for position in itertools.product(*map(range, window)):
+        start = [0, 0, *(k * d for k, d in zip(position, dilation))]
+        limit = [*np.shape(x)[:2], *(b + (t - 1) * s + 1 for b, t, s in zip(start[2:], np.shape(g)[2:], strides))]
+        piece = lax.slice(x, start, limit, (1, 1, *strides))
+        parts.append(
+            lax.dot_general(
+                g,
+                piece,
+                ((contract, contract), ((), ())),
+                precision=p["precision"],
+                preferred_element_type=p["preferred_element_type"],
+            )
+        )  # (O, C)
+    out = jnp.stack(parts, axis=-1).reshape(*np.shape(parts[0]), *window)  # (O, C, *window)
+    return lax.transpose(out, tuple(int(i) for i in np.argsort(rhs_spec)))
+
+
+def ct_rhs_convolution(ct, lhs, rhs, p):
+    """ct_rhs = conv(lhs, ct) with batch and feature axes trading places (JAX's formulation)."""
     lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
     pads = _padding(_vjp_rhs_padding, ct, lhs, rhs, p)
     trans_dn = lax.ConvDimensionNumbers(_swap_first_two(lhs_spec), _swap_first_two(out_spec), _swap_first_two(rhs_spec))

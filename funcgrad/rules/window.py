@@ -74,11 +74,37 @@ class _Windows:
             (p - span) // s + 1 if p >= span else 0 for p, span, s in zip(self.padded_shape, spans, window_strides)
         )
         self.strides = tuple(window_strides)
+        self.window_dimensions, self.window_dilation = tuple(window_dimensions), tuple(window_dilation)
         # window offsets in row-major order: the order XLA's select visits a window
         self.starts = [
             tuple(o * wd for o, wd in zip(offset, window_dilation))
             for offset in itertools.product(*(range(w) for w in window_dimensions))
         ]
+
+    @property
+    def tiles(self) -> bool:
+        """Whether the windows tile the operand (window = stride, no padding or dilation: 2x2 pooling
+        with stride 2), so each entry is in at most one window."""
+        return (
+            self.window_dimensions == self.strides
+            and all(lo == hi == i == 0 for lo, hi, i in self.pad_config)
+            and all(d == 1 for d in self.window_dilation)
+        )
+
+    def _scatter_tiles(self, ct, best_k):
+        # each window's cotangent goes to its selected entry: one select over (windows, offsets), the
+        # offsets interleaved back with the window axes; entries past the last whole window get zero.
+        # (The general scatter pads one operand-sized array per offset and adds them: on XLA:CPU the
+        # largest op of the CNN's backward program, docs/speed.md.)
+        n = len(self.out_shape)
+        offsets = lax.broadcasted_iota(best_k.dtype, (*self.out_shape, len(self.starts)), n)
+        hot = best_k[..., None] == offsets
+        picked = jnp.where(hot, ct[..., None], jnp.zeros((), jnp.result_type(ct)))
+        picked = picked.reshape(*self.out_shape, *self.window_dimensions)
+        interleaved = lax.transpose(picked, tuple(i for axis in range(n) for i in (axis, n + axis)))
+        covered = [t * w for t, w in zip(self.out_shape, self.window_dimensions)]
+        tiled = interleaved.reshape(covered)
+        return lax.pad(tiled, jnp.zeros((), tiled.dtype), [(0, x - c, 0) for x, c in zip(self.x_shape, covered)])
 
     @property
     def empty(self):
@@ -117,6 +143,8 @@ class _Windows:
 
     def scatter(self, ct, best_k):
         """Transpose of ``gather``: add each window's cotangent into its selected position."""
+        if self.tiles:
+            return self._scatter_tiles(ct, best_k)
         zero = jnp.zeros((), jnp.result_type(ct))
         total = None
         for k, start in enumerate(self.starts):

@@ -83,6 +83,23 @@ SPECS = [
         name="max_pool_3d",
         dtypes=F64,
     ),
+    # windows that tile the operand (window = stride, VALID): 2x2 pooling with stride 2, an odd size
+    # leaving entries in no window; funcgrad's rule routes the cotangent by one select there
+    RuleSpec(
+        "reduce_window_max",
+        pool(-jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2)),
+        normal(2, 3, 7, 6),
+        name="max_pool_tiled",
+        kinks=[(TIES.reshape(1, 1, 3, 4),), (np.ones((1, 2, 4, 5)),)],
+    ),
+    RuleSpec(
+        "reduce_window_min",
+        pool(jnp.inf, lax.min, (3, 2), (3, 2)),
+        normal(7, 4),
+        name="min_pool_tiled",
+        dtypes=F64,
+        kinks=[(np.zeros((6, 4)),)],
+    ),
     RuleSpec(
         "reduce_window_min",
         pool(jnp.inf, lax.min, (2, 2), (1, 2), ((0, 1), (1, 0))),
