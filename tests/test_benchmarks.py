@@ -102,3 +102,20 @@ def test_gpu_script_runs_in_cpu_mode(tmp_path):
         ["bash", str(root / "benchmarks" / "gpu.sh")], env=env, cwd=root, capture_output=True, text=True, timeout=120
     )
     assert refused.returncode == 2 and "JAX sees no GPU" in refused.stderr
+
+
+def test_xla_profile_names_each_instruction_by_what_it_computes():
+    # benchmarks/xla_profile.py sums XLA:CPU's per-thunk events by instruction; describe() says what each
+    # instruction (or its fused computation) runs, read from the compiled program's text
+    from benchmarks import xla_profile
+
+    def f(w, x):
+        h = jax.lax.conv_general_dilated(x, w, (1, 1), "VALID")
+        return jnp.sum(jnp.tanh(h.reshape(h.shape[0], -1) @ jnp.ones((h[0].size, 3))))
+
+    args = (jnp.ones((4, 2, 3, 3)), jnp.ones((2, 2, 8, 8)))
+    hlo = jax.jit(jax.grad(f)).lower(*args).compile().as_text()
+    kinds = {kind for kind, _ in xla_profile.describe(hlo).values()}
+    assert {"convolution", "dot"} <= kinds
+    assert xla_profile._kind({"add", "transpose"}) == "transpose / copy"
+    assert xla_profile._kind({"select", "pad", "transpose"}) == "select / pad (max-pool backward)"
