@@ -76,6 +76,7 @@ def test_gpu_script_runs_in_cpu_mode(tmp_path):
     import os
     import pathlib
     import subprocess
+    import sys
 
     root = pathlib.Path(__file__).resolve().parents[1]
     env = {
@@ -85,6 +86,8 @@ def test_gpu_script_runs_in_cpu_mode(tmp_path):
         "FUNCGRAD_BENCH_PEERS": "jax jit,funcgrad eager",
         "OUT": str(tmp_path),
         "PYTHONPATH": str(root),
+        # the script runs `python`: this interpreter's, also where its venv is not activated
+        "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     proc = subprocess.run(
         ["bash", str(root / "benchmarks" / "gpu.sh")], env=env, cwd=root, capture_output=True, text=True, timeout=300

@@ -132,6 +132,10 @@ def _ct_rhs(ct, lhs, rhs, p):
         return zeros_like_primal(rhs, jnp.result_type(ct))
     if not shifted_applies(ct, rhs, p):
         return ct_rhs_convolution(ct, lhs, rhs, p)
+    if not (jc.is_tracer(ct) or jc.is_tracer(lhs)):
+        # an eager sweep (a signature's first call): one convolution compiles faster than the dots and
+        # slices, whose speed only pays in a compiled program (jit, hot calls)
+        return ct_rhs_convolution(ct, lhs, rhs, p)
     return lax.platform_dependent(
         ct,
         lhs,
@@ -143,7 +147,7 @@ def _ct_rhs(ct, lhs, rhs, p):
 # XLA:CPU runs the kernel cotangent below as one convolution whose "kernel" is the whole output
 # cotangent, slowly; as one dot per kernel position it is 1.9-2.6x faster on the CNN of
 # benchmarks/workloads.py (docs/speed.md, "Backward programs"). For small kernels without groups or
-# lhs dilation, on CPU only; other platforms keep the convolution.
+# lhs dilation, in compiled programs on CPU only; other platforms and eager sweeps keep the convolution.
 _MAX_SHIFTED_POSITIONS = 16
 
 
