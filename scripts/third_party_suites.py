@@ -47,9 +47,9 @@ EQUINOX_GIT = "https://github.com/patrick-kidger/equinox"
 DIFFERENTIATES = re.compile(r"(\b|_)(grad|vjp|jacrev|jacfwd|value_and_grad|hessian)\b(\(|,|$)|@.*(grad|vjp)", re.M)
 
 # the CI subset (.ci/run): short files whose tests differentiate, under a minute per suite on 2 cores.
-# Under --break mul the optax and Equinox subsets lose tests (optax: _complex_valued_test; Equinox:
-# test_ad), so CI fails on a wrong rule; Flax's quick files compare nnx with linen gradients, both taken
-# through the swapped jax.grad, and lose none.
+# Under --break mul each subset loses tests (optax: _complex_valued_test; Equinox: test_ad; Flax:
+# core_lift_test's test_vjp, which checks lift.vjp against known values), so CI fails on a wrong rule;
+# Flax's other quick files compare nnx with linen gradients, both taken through the swapped jax.grad.
 QUICK = {
     "optax": [
         "optax/_src/utils_test.py",
@@ -57,7 +57,11 @@ QUICK = {
         "optax/contrib/_sam_test.py",
         "optax/contrib/_complex_valued_test.py",
     ],
-    "flax": ["tests/nnx/integration_test.py", "tests/core/design/core_custom_vjp_test.py"],
+    "flax": [
+        "tests/nnx/integration_test.py",
+        "tests/core/design/core_custom_vjp_test.py",
+        "tests/core/core_lift_test.py",
+    ],
     "equinox": ["tests/test_ad.py", "tests/test_noinline.py"],
 }
 
