@@ -238,16 +238,18 @@ def tanh_vjp(ct, x, *, out, accuracy=None, **params):
     return (c + c * out,)
 
 
+# sin and cos: ct, x and the result share one shape and dtype, so lax's primitives apply directly
+# (binding them costs a fraction of jnp's jitted wrappers when the backward pass is traced)
 @defvjp("sin")
 def sin_vjp(ct, x, *, out, **params):
     """ct_x = ct · cos(x)"""
-    return (ct * jnp.cos(x),)
+    return (lax.mul(ct, lax.cos(x)),)
 
 
 @defvjp("cos")
 def cos_vjp(ct, x, *, out, **params):
     """ct_x = -ct · sin(x)"""
-    return (-ct * jnp.sin(x),)
+    return (lax.mul(lax.neg(ct), lax.sin(x)),)
 
 
 @defvjp("tan")
