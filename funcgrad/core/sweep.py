@@ -122,7 +122,9 @@ def _run_forward(forward, extra, eqn: Eqn, *primals):
         outs, saved = forward(*primals, **extra, **eqn.params)
     except Exception as err:
         # as in apply_rule: the same object, plus where
-        err.add_note(f"(in the forward pass of the VJP rule of {eqn.primitive!r} for the equation at {eqn.source.where()})")
+        err.add_note(
+            f"(in the forward pass of the VJP rule of {eqn.primitive!r} for the equation at {eqn.source.where()})"
+        )
         raise
     return list(outs), saved
 
