@@ -95,6 +95,13 @@ def _check_tangent_shapes(rule, call, out_zeros, name: str) -> None:
             )
 
 
+# the fix for a custom_vjp differentiated through a value it (or its fwd) closes over
+_CLOSED_OVER_FIX = (
+    "  fix: pass that value to the function as an argument and give its cotangent in bwd, "
+    "or use jax.closure_convert on the function"
+)
+
+
 def custom_vjp_call_forward(
     *primals, call, vjp, num_consts, perturbed, fwd_closure=(), fwd_closure_lost=False, **params
 ):
@@ -106,9 +113,7 @@ def custom_vjp_call_forward(
         raise CustomVJPError(
             "Detected differentiation of a custom_vjp function with respect to a closed-over value. That "
             "isn't supported because the custom VJP rule only specifies how to differentiate the custom_vjp "
-            f"function with respect to explicit input parameters. (The function: {vjp.name!r}.)\n"
-            "  fix: pass that value to the function as an argument and give its cotangent in bwd, "
-            "or use jax.closure_convert on the function"
+            f"function with respect to explicit input parameters. (The function: {vjp.name!r}.)\n" + _CLOSED_OVER_FIX
         )
     if fwd_closure_lost:
         raise TracingError(
@@ -124,8 +129,7 @@ def custom_vjp_call_forward(
         raise CustomVJPError(
             f"The fwd rule of the custom_vjp function {vjp.name!r} closes over a value that is being "
             "differentiated. Its derivative would go through the closure, which the custom VJP rule "
-            "does not give.\n  fix: pass that value to the function as an argument and give its "
-            "cotangent in bwd, or use jax.closure_convert on the function"
+            "does not give.\n" + _CLOSED_OVER_FIX
         )
     args = primals[num_consts:closed]
     fwd = vjp.fwd_graph(list(perturbed[num_consts:closed]), fwd_closure)
