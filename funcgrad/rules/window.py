@@ -95,18 +95,18 @@ class _Windows:
         # each window's cotangent goes to its selected entry, built in operand space: the operand's covered
         # part seen as (window, offset) pairs per axis, (o0, w0, o1, w1, ...), is a reshape of it that
         # moves no data, so one select writes the result in place; entries past the last whole window
-        # get zero. (The general scatter pads one operand-sized array per offset and adds them, and a
-        # select over (windows, offsets) followed by a transpose that interleaves them cost XLA:CPU 2 ms
-        # more per CNN step: docs/speed.md, "Backward programs".)
+        # get zero. (The general scatter pads one operand-sized array per offset and adds them: on XLA:CPU
+        # the largest op of the CNN's backward program. A select over (windows, offsets) followed by a
+        # transpose that interleaves them runs as fast, with one more op: docs/speed.md, "Backward programs".)
         n = len(self.out_shape)
-        interleaved = [d for t, w in zip(self.out_shape, self.window_dimensions) for d in (t, w)]
+        pairs = [d for t, w in zip(self.out_shape, self.window_dimensions) for d in (t, w)]
         window_axes = tuple(range(0, 2 * n, 2))
         offset = None  # row-major index of each entry's offset in its window, the numbering of `starts`
         for axis, w in enumerate(self.window_dimensions):
-            along = lax.broadcasted_iota(best_k.dtype, interleaved, 2 * axis + 1)
+            along = lax.broadcasted_iota(best_k.dtype, pairs, 2 * axis + 1)
             offset = along if offset is None else offset * w + along
-        hot = lax.broadcast_in_dim(best_k, interleaved, window_axes) == offset
-        spread = lax.broadcast_in_dim(ct, interleaved, window_axes)
+        hot = lax.broadcast_in_dim(best_k, pairs, window_axes) == offset
+        spread = lax.broadcast_in_dim(ct, pairs, window_axes)
         picked = jnp.where(hot, spread, jnp.zeros((), jnp.result_type(ct)))
         covered = [t * w for t, w in zip(self.out_shape, self.window_dimensions)]
         tiled = picked.reshape(covered)
