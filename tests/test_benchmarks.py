@@ -134,3 +134,20 @@ def test_xla_profile_names_each_instruction_by_what_it_computes():
     assert {"convolution", "dot"} <= kinds
     assert xla_profile._kind({"add", "transpose"}) == "transpose / copy"
     assert xla_profile._kind({"select", "pad", "transpose"}) == "select / pad (max-pool backward)"
+
+
+def test_the_nhwc_cnn_is_workload_c_laid_out_otherwise(enable_x64):
+    # benchmarks/cnn_layouts.py times the two as the same model: equal loss, and gradients that are
+    # the NCHW ones transposed (float64, so only the summation order differs)
+    from benchmarks.cnn_layouts import nhwc_workload
+
+    c = make_workloads()["C"]
+    n = nhwc_workload(c)
+    to64 = lambda tree: jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)
+    x64 = lambda b: tuple(jnp.asarray(a, jnp.float64) if a.dtype.kind == "f" else jnp.asarray(a) for a in b)
+    loss_c, g_c = funcgrad.value_and_grad(c.loss)(to64(c.params), *x64(c.batch))
+    loss_n, g_n = funcgrad.value_and_grad(n.loss)(to64(n.params), *x64(n.batch))
+    np.testing.assert_allclose(loss_n, loss_c, rtol=1e-12)
+    np.testing.assert_allclose(g_n["conv2"], np.transpose(g_c["conv2"], (2, 3, 1, 0)), rtol=1e-9, atol=1e-12)
+    w_c = np.asarray(g_c["W"]).reshape(10, 64, 5, 5).transpose(0, 2, 3, 1).reshape(10, -1)
+    np.testing.assert_allclose(g_n["W"], w_c, rtol=1e-9, atol=1e-12)
