@@ -19,26 +19,10 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 import funcgrad
 from benchmarks import measure, report
-from benchmarks.workloads import Workload, cross_entropy, make_workloads
-
-
-def _max_pool2_nhwc(h):
-    return lax.reduce_window(h, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
-
-
-def cnn_xent_nhwc(p, x, labels):
-    """workloads.cnn_xent with x: (batch, 28, 28, 1) NHWC and kernels HWIO."""
-    dn = ("NHWC", "HWIO", "NHWC")
-    h = lax.conv_general_dilated(x, p["conv1"], (1, 1), "VALID", dimension_numbers=dn) + p["cb1"]
-    h = _max_pool2_nhwc(jax.nn.relu(h))  # 26x26 -> 13x13
-    h = lax.conv_general_dilated(h, p["conv2"], (1, 1), "VALID", dimension_numbers=dn) + p["cb2"]
-    h = _max_pool2_nhwc(jax.nn.relu(h))  # 11x11 -> 5x5
-    h = jnp.reshape(h, (h.shape[0], -1))
-    return cross_entropy(h @ p["W"].T + p["b"], labels)
+from benchmarks.workloads import Workload, cnn_xent_nhwc, make_workloads
 
 
 def nhwc_workload(w: Workload) -> Workload:

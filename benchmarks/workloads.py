@@ -86,19 +86,32 @@ def mlp_xent(p, x, labels):
     return cross_entropy(mlp_logits(p, x, 3), labels)
 
 
-def _max_pool2(h):
-    return lax.reduce_window(h, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+_CNN_LAYOUTS = {  # (activations, kernels, pooling window, bias broadcast to the activations)
+    "NCHW": ("NCHW", "OIHW", (1, 1, 2, 2), lambda b: b[:, None, None]),
+    "NHWC": ("NHWC", "HWIO", (1, 2, 2, 1), lambda b: b),
+}
+
+
+def _cnn_xent(p, x, labels, layout):
+    act, kernel, window, bias = _CNN_LAYOUTS[layout]
+    dn = (act, kernel, act)
+    pool = lambda h: lax.reduce_window(h, -jnp.inf, lax.max, window, window, "VALID")
+    h = lax.conv_general_dilated(x, p["conv1"], (1, 1), "VALID", dimension_numbers=dn) + bias(p["cb1"])
+    h = pool(jax.nn.relu(h))  # 26x26 -> 13x13
+    h = lax.conv_general_dilated(h, p["conv2"], (1, 1), "VALID", dimension_numbers=dn) + bias(p["cb2"])
+    h = pool(jax.nn.relu(h))  # 11x11 -> 5x5
+    h = jnp.reshape(h, (h.shape[0], -1))
+    return cross_entropy(h @ p["W"].T + p["b"], labels)
 
 
 def cnn_xent(p, x, labels):
     """x: (batch, 1, 28, 28) NCHW; kernels OIHW."""
-    dn = ("NCHW", "OIHW", "NCHW")
-    h = lax.conv_general_dilated(x, p["conv1"], (1, 1), "VALID", dimension_numbers=dn) + p["cb1"][:, None, None]
-    h = _max_pool2(jax.nn.relu(h))  # 26x26 -> 13x13
-    h = lax.conv_general_dilated(h, p["conv2"], (1, 1), "VALID", dimension_numbers=dn) + p["cb2"][:, None, None]
-    h = _max_pool2(jax.nn.relu(h))  # 11x11 -> 5x5
-    h = jnp.reshape(h, (h.shape[0], -1))
-    return cross_entropy(h @ p["W"].T + p["b"], labels)
+    return _cnn_xent(p, x, labels, "NCHW")
+
+
+def cnn_xent_nhwc(p, x, labels):
+    """The same model with x: (batch, 28, 28, 1) NHWC and kernels HWIO (``benchmarks.cnn_layouts``)."""
+    return _cnn_xent(p, x, labels, "NHWC")
 
 
 def layer_norm(x, scale, bias, eps=1e-5):
